@@ -1,0 +1,85 @@
+"""Result records -> tidy data: one row per cell and metric, plus one row per cell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .records import read_record
+
+CELL_COLUMNS = [
+    "key",
+    "stage",
+    "platform",
+    "model",
+    "framework",
+    "method",
+    "batch",
+    "status",
+    "reason",
+]
+
+
+def find_records(folders: list[Path]) -> list[Path]:
+    """Every record under the given folders (imported results, reference/<platform>/ ...)."""
+    return sorted(p for folder in folders for p in Path(folder).rglob("*.json") if is_record(p))
+
+
+def is_record(path: Path) -> bool:
+    return not path.name.startswith(".") and path.parent.name != "work" and "work" not in path.parts
+
+
+def load_records(paths: list[Path]) -> list[dict]:
+    records = {}
+    for path in paths:
+        record = read_record(Path(path))
+        records[record["key"]] = record  # a later folder's record of the same cell wins
+    return list(records.values())
+
+
+def cell_row(record: dict) -> dict:
+    cell = record["cell"]
+    row = {name: cell.get(name) for name in CELL_COLUMNS[1:7]}
+    row.update(key=record["key"], status=record["status"], reason=record["reason"])
+    return row
+
+
+def tidy_frame(records: list[dict]) -> pd.DataFrame:
+    rows = []
+    for record in records:
+        base = cell_row(record)
+        metrics = record["metrics"] or {}
+        if not metrics:
+            rows.append({**base, "metric": None, "value": None})
+        for metric, value in metrics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                rows.append({**base, "metric": metric, "value": float(value)})
+    frame = pd.DataFrame(rows, columns=[*CELL_COLUMNS, "metric", "value"])
+    return frame.sort_values(["key", "metric"], na_position="first").reset_index(drop=True)
+
+
+def cells_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per cell: its key fields, status and every numeric metric as a column."""
+    rows = []
+    for record in records:
+        row = cell_row(record)
+        row["batch_size"] = (record["metrics"] or {}).get("batch_size")
+        row.update(
+            {
+                k: v
+                for k, v in (record["metrics"] or {}).items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
+        )
+        row["gpu"] = gpu_label(record["environment"])
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.sort_values("key").reset_index(drop=True) if len(frame) else frame
+
+
+def gpu_label(environment: dict) -> str:
+    gpus = (environment.get("accelerators") or {}).get("gpus") or []
+    if not gpus:
+        return "cpu"
+    return f"{len(gpus)}x {gpus[0]['name']}"

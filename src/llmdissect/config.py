@@ -1,0 +1,111 @@
+"""Config checking: the JSON Schema first, then the rules a schema cannot state. Every problem
+is reported at once, each naming its key, before any job runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .models import shape_from_config
+
+
+class ConfigError(ValueError):
+    """A config the pipeline refuses; the message lists every problem, one per line."""
+
+
+def key_path(parts) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in schema defaults while it validates (the schema holds defaults)."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties_with_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = _copy(subschema["default"])
+        yield from check_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties_with_defaults})
+
+
+def _copy(value):
+    return {k: _copy(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
+def describe(error: jsonschema.ValidationError) -> str:
+    where = key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        names = ", ".join(key_path([*error.absolute_path, u]) for u in unknown)
+        hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+        return f"unknown config key {names}{hint}"
+    if error.validator == "oneOf" and "description" in error.schema:
+        return f"config key {where}: {error.instance!r} is not {error.schema['description']}"
+    return f"config key {where}: {error.message}"
+
+
+def load_schema(path: Path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def check_config(config: dict, schema: dict) -> dict:
+    """Validate in place (filling defaults) and return the config; raise ConfigError if refused."""
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    problems = [describe(e) for e in errors]
+    if not problems:
+        problems = semantic_problems(config)
+    if problems:
+        raise ConfigError("the config is refused:\n" + "\n".join(f"  - {p}" for p in problems))
+    return config
+
+
+def semantic_problems(config: dict) -> list[str]:
+    problems = []
+    if config["platform"] not in config["platforms"]:
+        known = ", ".join(sorted(config["platforms"]))
+        problems.append(
+            f"config key platform: {config['platform']!r} is not a key of platforms ({known})"
+        )
+    data = config["data"]
+    if data["seq_len_spread"] >= data["seq_len"]:
+        problems.append(
+            "config key data.seq_len_spread: must be smaller than data.seq_len "
+            f"({data['seq_len_spread']} >= {data['seq_len']})"
+        )
+    for name, shape in config["model_shapes"].items():
+        if shape["hidden_size"] % shape["num_heads"] or shape["num_heads"] % shape["num_kv_heads"]:
+            problems.append(
+                f"config key model_shapes.{name}: hidden_size must divide by num_heads "
+                "and num_heads by num_kv_heads"
+            )
+    pretrain = config["pretrain"]
+    for i, model in enumerate(pretrain["models"]):
+        try:
+            shape = shape_from_config(model, config["model_shapes"])
+        except KeyError as error:
+            problems.append(f"config key pretrain.models[{i}]: {error.args[0]}")
+            continue
+        longest = data["seq_len"] + data["seq_len_spread"]
+        if longest > shape.max_seq_len:
+            problems.append(
+                f"config key data.seq_len: samples up to {longest} tokens exceed model {model!r}'s "
+                f"max_seq_len {shape.max_seq_len}"
+            )
+    search = pretrain["max_batch_search"]
+    if search["start"] > search["limit"]:
+        problems.append(
+            "config key pretrain.max_batch_search.start: larger than limit "
+            f"({search['start']} > {search['limit']})"
+        )
+    return problems

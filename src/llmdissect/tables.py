@@ -1,0 +1,137 @@
+"""Every table of the study from tidy data, written as Markdown, CSV and LaTeX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+STATUS_LABELS = {"oom": "OOM", "infeasible": "n/a", "error": "error"}
+
+
+def memory_metric(row: pd.Series) -> tuple[float | None, str]:
+    """Peak torch-allocated memory on a GPU; on the CPU the process's peak resident set."""
+    allocated = row.get("peak_mem_allocated_gb")
+    if allocated is not None and pd.notna(allocated):
+        return float(allocated), "allocated"
+    rss = row.get("peak_rss_gb")
+    return (float(rss), "host RSS") if rss is not None and pd.notna(rss) else (None, "")
+
+
+def shown(row: pd.Series | None, value) -> str:
+    """A table cell: the value, or why there is none (OOM, n/a, error), never a blank."""
+    if row is None:
+        return "not run"
+    if row["status"] != "ok":
+        return STATUS_LABELS[row["status"]]
+    if value is None or pd.isna(value):
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
+
+
+def hardware_table(records: list[dict]) -> pd.DataFrame:
+    """Table I: one row per platform, from the manifests of its records."""
+    rows = {}
+    for record in records:
+        env = record["environment"]
+        host, acc = env["host"], env.get("accelerators") or {}
+        gpus = acc.get("gpus") or []
+        rows[record["cell"]["platform"]] = {
+            "platform": record["cell"]["platform"],
+            "GPU": f"{len(gpus)}x {gpus[0]['name']}" if gpus else "none",
+            "GPU memory (GB)": gpus[0]["memory_gb"] if gpus else "-",
+            "CPU": host["cpu_model"],
+            "CPU cores": host["cpu_logical_cores"],
+            "host memory (GB)": host["host_memory_gb"],
+            "interconnect": acc.get("interconnect", "-") if gpus else "-",
+            "driver / CUDA": f"{acc.get('driver', '-')} / {acc.get('cuda', '-')}" if gpus else "-",
+            "torch": env["libraries"].get("torch", "-"),
+        }
+    return pd.DataFrame(list(rows.values()))
+
+
+def training_table(cells: pd.DataFrame, stage: str) -> tuple[pd.DataFrame, str]:
+    """Tables II-IV shape: per model x framework x method, batch 1 and the largest batch."""
+    cells = cells[cells["stage"] == stage]
+    rows, memory_kinds = [], set()
+    for (platform, model, framework, method), group in cells.groupby(
+        ["platform", "model", "framework", "method"], sort=False
+    ):
+        row = {"platform": platform, "model": model, "framework": framework, "method": method}
+        for batch, group_row in _by_batch(group).items():
+            label = "max" if batch == "max" else f"b={batch}"
+            memory, kind = memory_metric(group_row)
+            memory_kinds.add(kind)
+            if batch == "max":
+                ok = group_row["status"] == "ok"
+                row["max batch"] = (
+                    str(int(group_row["batch_size"])) if ok else shown(group_row, None)
+                )
+            row[f"{label} tokens/s"] = shown(group_row, group_row.get("tokens_per_s"))
+            row[f"{label} memory (GB)"] = shown(group_row, memory)
+        rows.append(row)
+    note = "memory: peak " + " / ".join(sorted(k for k in memory_kinds if k)) + " in GB"
+    return pd.DataFrame(rows), note
+
+
+def _by_batch(group: pd.DataFrame) -> dict:
+    ordered = sorted(group["batch"], key=lambda b: (b == "max", int(b) if b != "max" else 0))
+    return {b: group[group["batch"] == b].iloc[0] for b in ordered}
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    headers = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for values in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(_text(v) for v in values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(frame: pd.DataFrame, caption: str) -> str:
+    columns = "l" * len(frame.columns)
+    lines = [
+        "\\begin{table}[t]",
+        "\\centering",
+        f"\\caption{{{_latex_escape(caption)}}}",
+        f"\\begin{{tabular}}{{{columns}}}",
+        "\\hline",
+        " & ".join(_latex_escape(str(c)) for c in frame.columns) + " \\\\",
+        "\\hline",
+    ]
+    for values in frame.itertuples(index=False):
+        lines.append(" & ".join(_latex_escape(_text(v)) for v in values) + " \\\\")
+    lines += ["\\hline", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(frame: pd.DataFrame, stem: Path, title: str, note: str = "") -> None:
+    """stem.md, stem.csv and stem.tex; an empty table still says so."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(stem.with_suffix(".csv"), index=False)
+    body = to_markdown(frame) if len(frame) else "_no cells measured_\n"
+    stem.with_suffix(".md").write_text(f"### {title}\n\n{body}" + (f"\n{note}\n" if note else ""))
+    stem.with_suffix(".tex").write_text(to_latex(frame, f"{title}. {note}".strip(". ")))
+
+
+def _text(value) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    return str(value)
+
+
+LATEX_SPECIALS = {
+    "\\": "\\textbackslash{}",
+    "&": "\\&",
+    "%": "\\%",
+    "_": "\\_",
+    "#": "\\#",
+    "$": "\\$",
+    "{": "\\{",
+    "}": "\\}",
+    "~": "\\textasciitilde{}",
+}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(LATEX_SPECIALS.get(char, char) for char in text)

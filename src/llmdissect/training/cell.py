@@ -1,0 +1,108 @@
+"""Measure one training cell end to end: batch search if asked, the timed run, the record."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..cells import TrainingCell
+from ..environment import collect_manifest
+from ..records import make_record, now_iso, write_json_atomic
+from .batch_search import max_batch_search
+from .probe import run_probe
+from .spec import TrainSpec
+
+
+@dataclass
+class SearchSettings:
+    start: int = 1
+    limit: int = 64
+    fit_check_steps: int = 2  # the optimizer state exists only after the first step
+
+
+class ProbeFailed(Exception):
+    def __init__(self, outcome: dict):
+        super().__init__(outcome.get("reason"))
+        self.outcome = outcome
+
+
+def run_training_cell(
+    cell: TrainingCell,
+    spec: TrainSpec,
+    search: SearchSettings,
+    settings: dict,
+    record_path: Path,
+    steps_path: Path,
+    workdir: Path,
+    probe_timeout_s: float,
+    log=print,
+) -> dict:
+    started_at, started = now_iso(), time.monotonic()
+    settings = dict(settings, batch_mode=cell.batch)
+    outcome = measure_cell(cell, spec, search, settings, workdir, probe_timeout_s, log)
+    if outcome["status"] == "ok":
+        shutil.copyfile(workdir / "measure.steps.jsonl", steps_path)
+    else:
+        Path(steps_path).write_text("")  # the cell has no steps, but its output must exist
+    settings.update(outcome.get("details", {}))
+    record = make_record(
+        key=cell.key,
+        cell=cell.as_dict(),
+        status=outcome["status"],
+        reason=outcome.get("reason"),
+        metrics=outcome.get("metrics", {}),
+        settings=settings,
+        environment=outcome.get("environment") or collect_manifest(),
+        started_at=started_at,
+        started_monotonic=started,
+    )
+    write_json_atomic(record_path, record)
+    log(f"{cell.key}: {record['status']} {record['reason'] or ''}".rstrip())
+    return record
+
+
+def measure_cell(cell, spec, search, settings, workdir, timeout_s, log) -> dict:
+    if cell.batch == "max":
+
+        def fits(batch: int) -> bool:
+            probe_spec = spec.with_batch(
+                batch, warmup_steps=0, measured_steps=search.fit_check_steps
+            )
+            outcome = run_probe(probe_spec, workdir, f"search_b{batch}", False, timeout_s)
+            log(f"{cell.key}: batch {batch} -> {outcome['status']}")
+            if outcome["status"] not in ("ok", "oom"):
+                raise ProbeFailed(outcome)
+            return outcome["status"] == "ok"
+
+        try:
+            result = max_batch_search(fits, search.start, search.limit)
+        except ProbeFailed as failed:
+            return failed.outcome
+        settings["batch_search"] = {
+            "probes": [{"batch": b, "fits": ok} for b, ok in result.probes],
+            "limit": search.limit,
+            "hit_limit": result.hit_limit,
+        }
+        if result.max_batch is None:
+            return {"status": "oom", "reason": f"not even batch {search.start} fits"}
+        return measure_largest(spec, result.max_batch, settings, workdir, timeout_s, log, cell.key)
+    final_spec = spec.with_batch(int(cell.batch), spec.warmup_steps, spec.measured_steps)
+    return run_probe(final_spec, workdir, "measure", True, timeout_s)
+
+
+def measure_largest(spec, batch, settings, workdir, timeout_s, log, key) -> dict:
+    """The full run can need a little more memory than the short fit check (allocator
+    fragmentation over more steps): step the batch down until the full run fits too."""
+    while True:
+        final_spec = spec.with_batch(batch, spec.warmup_steps, spec.measured_steps)
+        outcome = run_probe(final_spec, workdir, "measure", True, timeout_s)
+        if outcome["status"] != "oom" or batch == 1:
+            return outcome
+        log(f"{key}: full run at batch {batch} -> oom; trying {batch - 1}")
+        settings["batch_search"]["full_run_oom"] = [
+            *settings["batch_search"].get("full_run_oom", []),
+            batch,
+        ]
+        batch -= 1

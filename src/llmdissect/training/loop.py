@@ -1,0 +1,67 @@
+"""The one timed step loop: warm-up steps first, then measured steps, device synchronized."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from .frameworks.base import Trainer
+from .memory import device_used_gb, reset_peaks, synchronize
+
+
+@dataclass
+class StepRecord:
+    index: int
+    warmup: bool
+    time_ms: float
+    tokens: int  # real tokens, padding excluded
+    padded_tokens: int  # batch x padded length: what the device computed on
+    loss: float
+
+
+def padded_batches(
+    samples: list[list[int]], batch_size: int, pad_id: int = 0
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
+    """Endless batches in sample order (cycling); labels ignore padding."""
+    position = 0
+    while True:
+        rows = [samples[(position + i) % len(samples)] for i in range(batch_size)]
+        position = (position + batch_size) % len(samples)
+        width = max(len(r) for r in rows)
+        ids = torch.full((batch_size, width), pad_id, dtype=torch.long)
+        mask = torch.zeros((batch_size, width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = 1
+        labels = ids.masked_fill(mask == 0, -100)
+        yield ids, mask, labels, sum(len(r) for r in rows)
+
+
+def run_steps(
+    trainer: Trainer,
+    batches: Iterator,
+    device: str,
+    warmup_steps: int,
+    measured_steps: int,
+) -> tuple[list[StepRecord], float | None]:
+    """Returns every step and the highest device-level memory seen after a step (GPUs only)."""
+    steps: list[StepRecord] = []
+    device_peak = None
+    for index in range(warmup_steps + measured_steps):
+        if index == warmup_steps:
+            reset_peaks(device)
+        ids, mask, labels, tokens = next(batches)
+        ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
+        synchronize(device)
+        start = time.perf_counter()
+        loss = trainer.step(ids, mask, labels)
+        synchronize(device)
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        steps.append(StepRecord(index, index < warmup_steps, elapsed_ms, tokens, ids.numel(), loss))
+        used = device_used_gb(device)
+        if used is not None:
+            device_peak = max(device_peak or 0.0, used)
+    return steps, device_peak

@@ -1,0 +1,66 @@
+import os
+import sys
+from pathlib import Path
+
+# The library travels with the workflow: rule scripts (local, conda or SLURM jobs) import it from src/.
+SOURCE_DIR = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SOURCE_DIR)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in [SOURCE_DIR, os.getenv("PYTHONPATH")] if p)
+)
+
+from llmdissect.cells import training_cells
+from llmdissect.config import ConfigError, check_config, load_schema
+
+# The whole config is checked before any job is planned: a refused config names each bad key.
+try:
+    check_config(
+        config,
+        load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"),
+    )
+except ConfigError as error:
+    sys.exit(f"llmdissect: {error}")
+
+PLATFORM = config["platform"]
+PLATFORM_SETTINGS = config["platforms"][PLATFORM]
+
+
+wildcard_constraints:
+    batch=r"\d+|max",
+    platform=r"[A-Za-z0-9_.-]+",
+    model=r"[A-Za-z0-9_.-]+",
+    framework=r"[A-Za-z0-9_-]+",
+    method=r"[A-Za-z0-9_+-]+",
+
+
+def pretrain_cells():
+    return training_cells("pretrain", PLATFORM, config["pretrain"])
+
+
+def record_path(cell):
+    return f"results/records/{cell.key}.json"
+
+
+def measured_records():
+    return [record_path(cell) for cell in pretrain_cells()]
+
+
+def imported_records():
+    """Records measured elsewhere (reference/<platform>/, another cluster's results)."""
+    from llmdissect.aggregate import find_records
+
+    return [str(p) for p in find_records(config["aggregate"]["import_dirs"])]
+
+
+def data_models():
+    return list(dict.fromkeys(config["pretrain"]["models"]))
+
+
+def final_targets():
+    return [
+        *expand("results/data/{model}/prompts.jsonl", model=data_models()),
+        *TABLES,
+        *FIGURES,
+        "results/tidy/metrics.parquet",
+        "results/summary.md",
+    ]

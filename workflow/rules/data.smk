@@ -1,0 +1,41 @@
+rule model_card:
+    output:
+        directory("results/data/{model}/model"),
+    log:
+        "results/logs/data/{model}/model_card.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        model_shapes=config["model_shapes"],
+    script:
+        "../scripts/model_card.py"
+
+
+rule training_samples:
+    output:
+        "results/data/{model}/train.jsonl",
+    log:
+        "results/logs/data/{model}/training_samples.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        seed=config["seed"],
+        data=config["data"],
+        model_shapes=config["model_shapes"],
+    script:
+        "../scripts/training_samples.py"
+
+
+rule serving_prompts:
+    output:
+        "results/data/{model}/prompts.jsonl",
+    log:
+        "results/logs/data/{model}/serving_prompts.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        seed=config["seed"],
+        data=config["data"],
+        model_shapes=config["model_shapes"],
+    script:
+        "../scripts/serving_prompts.py"
