@@ -1,0 +1,31 @@
+import pytest
+
+from llmdissect.training.batch_search import max_batch_search
+
+
+@pytest.mark.parametrize("largest", [1, 2, 3, 5, 6, 7, 8, 13, 31, 32, 33, 100])
+def test_finds_the_largest_fitting_batch(largest):
+    result = max_batch_search(lambda b: b <= largest, start=1, limit=1024)
+    assert result.max_batch == largest
+    assert not result.hit_limit
+
+
+def test_doubles_then_bisects():
+    result = max_batch_search(lambda b: b <= 6, start=1, limit=64)
+    assert [b for b, _ in result.probes] == [1, 2, 4, 8, 6, 7]
+
+
+def test_nothing_fits():
+    result = max_batch_search(lambda b: False, start=1, limit=64)
+    assert result.max_batch is None and result.probes == [(1, False)]
+
+
+def test_stops_at_the_limit_and_says_so():
+    result = max_batch_search(lambda b: True, start=1, limit=20)
+    assert result.max_batch == 20 and result.hit_limit
+    assert [b for b, _ in result.probes] == [1, 2, 4, 8, 16, 20]
+
+
+def test_bad_bounds_are_refused():
+    with pytest.raises(ValueError):
+        max_batch_search(lambda b: True, start=8, limit=4)

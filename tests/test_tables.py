@@ -1,0 +1,77 @@
+import time
+
+from llmdissect.aggregate import cells_frame, tidy_frame
+from llmdissect.environment import collect_manifest
+from llmdissect.records import make_record, now_iso
+from llmdissect.tables import hardware_table, to_latex, training_table, write_table
+
+MANIFEST = collect_manifest()
+
+
+def record(method, batch, status, metrics):
+    cell = dict(
+        stage="pretrain",
+        platform="cpu",
+        model="tiny",
+        framework="torch",
+        method=method,
+        batch=batch,
+    )
+    return make_record(
+        key=f"pretrain/cpu/tiny/torch/{method}/b{batch}",
+        cell=cell,
+        status=status,
+        reason=None if status == "ok" else "DefaultCPUAllocator: can't allocate memory",
+        metrics=metrics,
+        settings={},
+        environment=MANIFEST,
+        started_at=now_iso(),
+        started_monotonic=time.monotonic(),
+    )
+
+
+RECORDS = [
+    record("baseline", "1", "ok", {"tokens_per_s": 1234.5, "peak_rss_gb": 0.7, "batch_size": 1}),
+    record("baseline", "max", "oom", {}),
+    record("recompute", "1", "ok", {"tokens_per_s": 1000.0, "peak_rss_gb": 0.6, "batch_size": 1}),
+    record("recompute", "max", "ok", {"tokens_per_s": 990.0, "peak_rss_gb": 1.5, "batch_size": 6}),
+]
+
+
+def test_tidy_data_has_one_row_per_cell_and_metric_and_keeps_failed_cells():
+    tidy = tidy_frame(RECORDS)
+    assert len(tidy) == 3 + 1 + 3 + 3
+    oom = tidy[tidy["status"] == "oom"]
+    assert len(oom) == 1 and oom["metric"].isna().all()
+
+
+def test_training_table_shows_oom_not_a_blank():
+    table, note = training_table(cells_frame(RECORDS), "pretrain")
+    baseline = table[table["method"] == "baseline"].iloc[0]
+    assert baseline["max tokens/s"] == "OOM" and baseline["max batch"] == "OOM"
+    assert baseline["b=1 tokens/s"] == "1,234"
+    recompute = table[table["method"] == "recompute"].iloc[0]
+    assert recompute["max batch"] == "6" and recompute["max memory (GB)"] == "1.50"
+    assert "host RSS" in note
+
+
+def test_tables_are_written_in_three_formats(tmp_path):
+    table, note = training_table(cells_frame(RECORDS), "pretrain")
+    write_table(table, tmp_path / "t2", "Table II", note)
+    assert "| cpu | tiny | torch | baseline |" in (tmp_path / "t2.md").read_text()
+    assert (tmp_path / "t2.csv").read_text().startswith("platform,model,framework,method")
+    assert "\\begin{tabular}" in (tmp_path / "t2.tex").read_text()
+
+
+def test_latex_escapes_special_characters():
+    import pandas as pd
+
+    tex = to_latex(pd.DataFrame({"a_b": ["50%", "x&y"]}), "c_d")
+    assert "a\\_b" in tex and "50\\%" in tex and "x\\&y" in tex and "c\\_d" in tex
+
+
+def test_hardware_table_comes_from_the_manifest():
+    table = hardware_table(RECORDS)
+    assert list(table["platform"]) == ["cpu"]
+    assert table.iloc[0]["CPU"] == MANIFEST["host"]["cpu_model"]
+    assert table.iloc[0]["GPU"] == "none"

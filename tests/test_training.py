@@ -1,0 +1,91 @@
+"""Real training probes in child processes, on the CPU, with the micro and tiny models."""
+
+import json
+
+import pytest
+
+from llmdissect.cells import TrainingCell
+from llmdissect.data import training_samples, write_training_samples
+from llmdissect.models import LLAMA2_SHAPES
+from llmdissect.records import read_record
+from llmdissect.training.cell import SearchSettings, run_training_cell
+from llmdissect.training.probe import run_probe
+from llmdissect.training.spec import TrainSpec
+
+
+@pytest.fixture
+def spec(tmp_path):
+    samples = tmp_path / "train.jsonl"
+    write_training_samples(samples, training_samples(0, 8, 48, 8, 1024))
+    return TrainSpec(
+        shape=LLAMA2_SHAPES["micro"],
+        framework="torch",
+        method="baseline",
+        batch_size=2,
+        samples_path=str(samples),
+        warmup_steps=1,
+        measured_steps=10,
+    )
+
+
+def test_a_probe_measures_real_steps(spec, tmp_path):
+    outcome = run_probe(spec, tmp_path / "work", "p", keep_steps=True, timeout_s=300)
+    assert outcome["status"] == "ok", outcome
+    metrics = outcome["metrics"]
+    assert metrics["measured_steps"] == 10
+    assert metrics["tokens_per_s"] > 0
+    assert metrics["tokens_per_s_padded"] >= metrics["tokens_per_s"]  # lengths vary: padding
+    assert metrics["step_time_ms_p10"] <= metrics["step_time_ms_median"]
+    assert metrics["params_total"] == metrics["params_trainable"] > 0
+    assert metrics["peak_rss_gb"] > 0 and metrics["mfu"] is None  # no GPU peak on a CPU
+    steps = [
+        json.loads(line)
+        for line in (tmp_path / "work/p.steps.jsonl").read_text().split("\n")
+        if line
+    ]
+    assert [s["warmup"] for s in steps] == [True] + [False] * 10
+    assert outcome["environment"]["host"]["cpu_logical_cores"] >= 1
+
+
+def test_an_allocation_past_the_memory_cap_is_an_oom_outcome(spec, tmp_path):
+    # 4096 samples x 48 tokens x 1024 logits in fp32 alone is 0.8 GB: past a 0.6 GB cap.
+    big = spec.with_batch(4096, warmup_steps=0, measured_steps=1)
+    big.memory_limit_gb = 0.6
+    outcome = run_probe(big, tmp_path / "work", "big", keep_steps=False, timeout_s=300)
+    assert outcome["status"] == "oom", outcome
+    assert "allocate" in outcome["reason"]
+
+
+def test_an_unknown_method_is_infeasible_not_a_crash(spec, tmp_path):
+    spec.method = "zero9"
+    outcome = run_probe(spec, tmp_path / "work", "x", keep_steps=False, timeout_s=300)
+    assert outcome["status"] == "infeasible"
+    assert "no method 'zero9'" in outcome["reason"]
+
+
+def test_a_crash_in_the_child_is_an_error_outcome(spec, tmp_path):
+    spec.samples_path = str(tmp_path / "missing.jsonl")
+    outcome = run_probe(spec, tmp_path / "work", "e", keep_steps=False, timeout_s=300)
+    assert outcome["status"] == "error"
+    assert "missing.jsonl" in outcome["reason"]
+
+
+def test_largest_batch_cell_writes_a_valid_record_with_its_search(spec, tmp_path):
+    cell = TrainingCell("pretrain", "cpu", "micro", "torch", "recompute", "max")
+    spec.method = "recompute"
+    record = run_training_cell(
+        cell,
+        spec,
+        SearchSettings(start=1, limit=4, fit_check_steps=1),
+        settings={"world_size": 1},
+        record_path=tmp_path / "r.json",
+        steps_path=tmp_path / "r.steps.jsonl",
+        workdir=tmp_path / "work",
+        probe_timeout_s=300,
+        log=lambda message: None,
+    )
+    assert read_record(tmp_path / "r.json") == record
+    assert record["status"] == "ok" and record["metrics"]["batch_size"] == 4
+    search = record["settings"]["batch_search"]
+    assert search["hit_limit"] and [p["batch"] for p in search["probes"]] == [1, 2, 4]
+    assert record["settings"]["recompute"] is True

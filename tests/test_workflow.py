@@ -1,0 +1,156 @@
+"""The whole default DAG on the small test config, plus lint, format and dry-run checks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from llmdissect.records import read_record
+
+pytestmark = pytest.mark.workflow
+BIN = Path(sys.executable).parent
+
+
+def snakemake(cwd: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    return subprocess.run(
+        [str(BIN / "snakemake"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from conftest import copy_workflow
+
+    workdir = copy_workflow(tmp_path_factory.mktemp("run"))
+    done = snakemake(workdir, "--cores", "2", "--configfile", "tests/config/test.yaml")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return workdir
+
+
+EXPECTED = [
+    "results/data/micro/model/config.json",
+    "results/data/micro/model/tokenizer.json",
+    "results/data/micro/train.jsonl",
+    "results/data/micro/prompts.jsonl",
+    "results/tidy/metrics.parquet",
+    "results/tidy/metrics.csv",
+    "results/tidy/cells.parquet",
+    "results/summary.md",
+    *[
+        f"results/tables/{t}.{e}"
+        for t in ["table1_hardware", "table2_pretrain"]
+        for e in ["md", "csv", "tex"]
+    ],
+    *[f"results/figures/pretrain_throughput.{e}" for e in ["png", "pdf"]],
+]
+
+
+def test_every_expected_output_exists(finished_run):
+    missing = [p for p in EXPECTED if not (finished_run / p).is_file()]
+    assert not missing
+
+
+def test_every_cell_has_a_valid_record_with_the_right_outcome(finished_run):
+    records = {}
+    for path in (finished_run / "results/records").rglob("*.json"):
+        record = read_record(path)
+        records[record["key"]] = record
+    expected = {
+        f"pretrain/cpu/micro/torch/{m}/b{b}"
+        for m in ["baseline", "recompute"]
+        for b in ["1", "max", "4096"]
+    }
+    assert set(records) == expected
+    for key, record in records.items():
+        if key.endswith("b4096"):
+            assert record["status"] == "oom" and "allocate" in record["reason"]
+        else:
+            assert record["status"] == "ok", record["reason"]
+            assert record["metrics"]["measured_steps"] == 10
+            assert len(record["settings"]["data_sha256"]) == 64
+    largest = records["pretrain/cpu/micro/torch/baseline/bmax"]
+    assert largest["settings"]["batch_search"]["hit_limit"]
+    assert largest["metrics"]["batch_size"] == 8
+
+
+def test_steps_are_kept_beside_each_record(finished_run):
+    steps = finished_run / "results/records/pretrain/cpu/micro/torch/baseline/b1.steps.jsonl"
+    rows = [json.loads(line) for line in steps.read_text().splitlines()]
+    assert sum(not r["warmup"] for r in rows) == 10
+
+
+def test_tables_show_oom_cells(finished_run):
+    table = pd.read_csv(finished_run / "results/tables/table2_pretrain.csv", dtype=str)
+    assert set(table["b=4096 tokens/s"]) == {"OOM"}
+    assert set(table["max batch"]) == {"8"}
+    assert "OOM" in (finished_run / "results/tables/table2_pretrain.md").read_text()
+    tidy = pd.read_parquet(finished_run / "results/tidy/metrics.parquet")
+    assert {"key", "status", "metric", "value"} <= set(tidy.columns)
+
+
+def test_a_second_run_has_nothing_to_do(finished_run):
+    done = snakemake(finished_run, "-n", "--configfile", "tests/config/test.yaml")
+    assert done.returncode == 0
+    assert "Nothing to be done" in done.stdout + done.stderr
+
+
+def test_html_report_is_built(finished_run):
+    done = snakemake(
+        finished_run, "--configfile", "tests/config/test.yaml", "--report", "results/report.html"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (finished_run / "results/report.html").stat().st_size > 10_000
+
+
+def test_a_bad_config_is_refused_naming_the_key_without_a_traceback(workflow_copy):
+    bad = workflow_copy / "bad.yaml"
+    bad.write_text("pretrain:\n  batches: [0]\n  bogus: 1\n")
+    done = snakemake(workflow_copy, "-n", "--configfile", str(bad))
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "config key pretrain.batches[0]" in output
+    assert "unknown config key pretrain.bogus" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--configfile", "config/paper.yaml"],
+        ["--workflow-profile", "profiles/slurm"],
+        ["--workflow-profile", "profiles/slurm", "--configfile", "config/paper.yaml"],
+    ],
+)
+def test_dry_runs_plan_the_grid(workflow_copy, args):
+    done = snakemake(workflow_copy, "-n", *args, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    if "config/paper.yaml" in args:
+        assert "pretrain_cell                    12" in done.stdout
+
+
+def test_lint_and_format_are_clean(repo, workflow_copy):
+    lint = snakemake(workflow_copy, "--lint", timeout=300)
+    assert lint.returncode == 0, lint.stdout[-3000:]
+    fmt = subprocess.run(
+        [str(BIN / "snakefmt"), "--check", "."],
+        cwd=workflow_copy,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert fmt.returncode == 0, fmt.stderr[-3000:]
+    ruff = subprocess.run(
+        [str(BIN / "ruff"), "check", "."], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert ruff.returncode == 0, ruff.stdout[-3000:]
