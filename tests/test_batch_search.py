@@ -15,6 +15,20 @@ def test_doubles_then_bisects():
     assert [b for b, _ in result.probes] == [1, 2, 4, 8, 6, 7]
 
 
+@pytest.mark.parametrize("largest", [1, 3, 7, 8, 9, 20])
+def test_a_start_guess_that_does_not_fit_falls_back_to_one_then_bisects(largest):
+    result = max_batch_search(lambda b: b <= largest, start=8, limit=64)
+    assert result.max_batch == largest
+    if largest < 8:
+        assert result.probes[:2] == [(8, False), (1, True)]
+
+
+def test_nothing_fits_from_a_higher_start():
+    result = max_batch_search(lambda b: False, start=8, limit=64)
+    assert result.max_batch is None
+    assert [b for b, _ in result.probes] == [8, 1]
+
+
 def test_nothing_fits():
     result = max_batch_search(lambda b: False, start=1, limit=64)
     assert result.max_batch is None and result.probes == [(1, False)]

@@ -38,24 +38,52 @@ def test_defaults_are_filled_in(good, schema):
     assert config["aggregate"]["import_dirs"] == []
 
 
+def first_block(config):
+    return config["pretrain"]["grid"][0]
+
+
 @pytest.mark.parametrize(
     "change, expected",
     [
         (lambda c: c.update(colour="red"), "unknown config key colour"),
         (lambda c: c["pretrain"].update(bogus=1), "unknown config key pretrain.bogus"),
-        (lambda c: c["pretrain"].update(batches=[0]), "config key pretrain.batches[0]: 0 is not"),
-        (lambda c: c["pretrain"].update(batches=["huge"]), "pretrain.batches[0]"),
+        (
+            lambda c: first_block(c).update(batches=[0]),
+            "config key pretrain.grid[0].batches[0]: 0 is not a batch size of at least 1",
+        ),
+        (lambda c: first_block(c).update(batches=["huge"]), "pretrain.grid[0].batches[0]"),
         (lambda c: c["data"].update(seq_len=-5), "config key data.seq_len: -5 is less than"),
         (lambda c: c["data"].update(prompt_len="long"), "data.prompt_len: 'long' is not of type"),
         (lambda c: c["pretrain"].update(models=["llama9"]), "unknown model 'llama9'"),
         (
-            lambda c: c["pretrain"]["frameworks"].update(torch=["zero9"]),
-            "pretrain.frameworks.torch[0]: 'zero9' is not one of",
+            lambda c: first_block(c)["frameworks"].update(torch=["zero9"]),
+            "pretrain.grid[0].frameworks.torch[0]: method 'zero9': unknown feature zero9",
         ),
         (
-            lambda c: c["pretrain"]["frameworks"].update(nemo=["baseline"]),
-            "unknown config key pretrain.frameworks.nemo",
+            lambda c: first_block(c)["frameworks"].update(torch=["zero2"]),
+            "framework 'torch' does not offer zero2",
         ),
+        (
+            lambda c: first_block(c)["frameworks"].update(deepspeed=["offload"]),
+            "offload needs zero2 or zero3",
+        ),
+        (
+            lambda c: first_block(c)["frameworks"].update(deepspeed=["zero2+zero3"]),
+            "zero2 and zero3 exclude each other",
+        ),
+        (
+            lambda c: first_block(c)["frameworks"].update(deepspeed=["Zero2 offload"]),
+            "frameworks.deepspeed[0]: 'Zero2 offload' does not match",
+        ),
+        (
+            lambda c: first_block(c)["frameworks"].update(nemo=["baseline"]),
+            "unknown config key pretrain.grid[0].frameworks.nemo",
+        ),
+        (
+            lambda c: first_block(c).update(world_sizes=[1, 2]),
+            "pretrain.grid[0].world_sizes: framework 'torch' runs one process",
+        ),
+        (lambda c: first_block(c).update(world_sizes=[0]), "grid[0].world_sizes[0]: 0 is less"),
         (
             lambda c: c.update(platform="tpu"),
             "config key platform: 'tpu' is not a key of platforms",
@@ -67,6 +95,14 @@ def test_defaults_are_filled_in(good, schema):
             lambda c: c["pretrain"]["max_batch_search"].update(start=64, limit=8),
             "pretrain.max_batch_search.start: larger than limit",
         ),
+        (
+            lambda c: c["pretrain"].update(megatron={"pipeline_parallel": 2}),
+            "pretrain.megatron.pipeline_parallel: 2 is greater than the maximum of 1",
+        ),
+        (
+            lambda c: c.update(aggregate={"import_dirs": ["reference/nowhere"]}),
+            "aggregate.import_dirs[0]: no folder 'reference/nowhere'",
+        ),
     ],
 )
 def test_bad_configs_are_refused_naming_the_key(good, schema, change, expected):
@@ -76,7 +112,7 @@ def test_bad_configs_are_refused_naming_the_key(good, schema, change, expected):
 
 
 def test_every_problem_is_reported_at_once(good, schema):
-    good["pretrain"]["batches"] = [0]
+    first_block(good)["batches"] = [0]
     good["data"]["seq_len"] = -1
     message = refused(good, schema)
-    assert "pretrain.batches[0]" in message and "data.seq_len" in message
+    assert "pretrain.grid[0].batches[0]" in message and "data.seq_len" in message

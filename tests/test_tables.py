@@ -3,22 +3,29 @@ import time
 from llmdissect.aggregate import cells_frame, tidy_frame
 from llmdissect.environment import collect_manifest
 from llmdissect.records import make_record, now_iso
-from llmdissect.tables import hardware_table, to_latex, training_table, write_table
+from llmdissect.tables import (
+    hardware_table,
+    scaling_table,
+    to_latex,
+    training_table,
+    write_table,
+)
 
 MANIFEST = collect_manifest()
 
 
-def record(method, batch, status, metrics):
+def record(method, batch, status, metrics, world_size=1):
     cell = dict(
         stage="pretrain",
         platform="cpu",
         model="tiny",
         framework="torch",
         method=method,
+        world_size=world_size,
         batch=batch,
     )
     return make_record(
-        key=f"pretrain/cpu/tiny/torch/{method}/b{batch}",
+        key=f"pretrain/cpu/tiny/torch/{method}/w{world_size}/b{batch}",
         cell=cell,
         status=status,
         reason=None if status == "ok" else "DefaultCPUAllocator: can't allocate memory",
@@ -75,3 +82,23 @@ def test_hardware_table_comes_from_the_manifest():
     assert list(table["platform"]) == ["cpu"]
     assert table.iloc[0]["CPU"] == MANIFEST["host"]["cpu_model"]
     assert table.iloc[0]["GPU"] == "none"
+
+
+def test_filters_pick_the_rows_and_columns_of_each_table():
+    cells = cells_frame(RECORDS)
+    table3, _ = training_table(cells, "pretrain", batches=["1"])
+    assert "max tokens/s" not in table3.columns and len(table3) == 2
+    table2, _ = training_table(cells, "pretrain", methods=["baseline"])
+    assert list(table2["method"]) == ["baseline"]
+
+
+def test_scaling_efficiency_is_throughput_over_n_times_single():
+    records = [
+        record("zero2", "1", "ok", {"tokens_per_s": 1000.0, "batch_size": 1}),
+        record("zero2", "1", "ok", {"tokens_per_s": 1800.0, "batch_size": 1}, world_size=2),
+        record("zero2", "1", "ok", {"tokens_per_s": 3000.0, "batch_size": 1}, world_size=4),
+        record("zero3", "1", "ok", {"tokens_per_s": 900.0, "batch_size": 1}, world_size=2),
+    ]
+    table = scaling_table(cells_frame(records), "pretrain")
+    assert list(table["GPUs"]) == [1, 2, 4]  # zero3 has no 1-process twin: left out
+    assert list(table["scaling efficiency"]) == [1.0, 0.9, 0.75]

@@ -6,7 +6,7 @@ import pytest
 
 from llmdissect.cells import TrainingCell
 from llmdissect.data import training_samples, write_training_samples
-from llmdissect.models import LLAMA2_SHAPES
+from llmdissect.models import LLAMA2_SHAPES, param_count
 from llmdissect.records import read_record
 from llmdissect.training.cell import SearchSettings, run_training_cell
 from llmdissect.training.probe import run_probe
@@ -60,7 +60,7 @@ def test_an_unknown_method_is_infeasible_not_a_crash(spec, tmp_path):
     spec.method = "zero9"
     outcome = run_probe(spec, tmp_path / "work", "x", keep_steps=False, timeout_s=300)
     assert outcome["status"] == "infeasible"
-    assert "no method 'zero9'" in outcome["reason"]
+    assert "unknown feature zero9" in outcome["reason"]
 
 
 def test_a_crash_in_the_child_is_an_error_outcome(spec, tmp_path):
@@ -71,7 +71,7 @@ def test_a_crash_in_the_child_is_an_error_outcome(spec, tmp_path):
 
 
 def test_largest_batch_cell_writes_a_valid_record_with_its_search(spec, tmp_path):
-    cell = TrainingCell("pretrain", "cpu", "micro", "torch", "recompute", "max")
+    cell = TrainingCell("pretrain", "cpu", "micro", "torch", "recompute", 1, "max")
     spec.method = "recompute"
     record = run_training_cell(
         cell,
@@ -89,3 +89,40 @@ def test_largest_batch_cell_writes_a_valid_record_with_its_search(spec, tmp_path
     search = record["settings"]["batch_search"]
     assert search["hit_limit"] and [p["batch"] for p in search["probes"]] == [1, 2, 4]
     assert record["settings"]["recompute"] is True
+
+
+@pytest.mark.parametrize(
+    "framework, method, world_size, expected",
+    [
+        ("deepspeed", "zero3+offload+recompute", 1, {"zero_stage": 3, "offload": True}),
+        ("deepspeed", "quant4+flash", 1, {"zero_stage": 0, "attention": "sdpa"}),
+        ("deepspeed", "zero2", 2, {"zero_stage": 2}),
+        ("megatron", "recompute", 2, {"tensor_parallel": 2, "data_parallel": 1}),
+    ],
+)
+def test_distributed_frameworks_run_their_methods(
+    spec, tmp_path, framework, method, world_size, expected
+):
+    spec.framework, spec.method, spec.world_size = framework, method, world_size
+    spec.options = {"tensor_parallel": world_size} if framework == "megatron" else {}
+    outcome = run_probe(spec, tmp_path / "work", "d", keep_steps=False, timeout_s=600)
+    assert outcome["status"] == "ok", outcome
+    assert expected.items() <= outcome["details"].items()
+    metrics = outcome["metrics"]
+    assert metrics["world_size"] == world_size
+    # Tensor-parallel ranks share one batch; data-parallel ranks each train their own.
+    data_parallel = outcome["details"].get("data_parallel", world_size)
+    assert metrics["global_batch_size"] == spec.batch_size * data_parallel
+
+
+def test_quantized_weights_are_frozen_and_counted(spec, tmp_path):
+    spec.method = "quant4"
+    outcome = run_probe(spec, tmp_path / "work", "q", keep_steps=False, timeout_s=300)
+    assert outcome["status"] == "ok", outcome
+    metrics = outcome["metrics"]
+    shape = spec.shape
+    embedding_and_head = 2 * shape.vocab_size * shape.hidden_size
+    norms = (2 * shape.num_layers + 1) * shape.hidden_size
+    assert metrics["params_trainable"] == embedding_and_head + norms
+    assert metrics["params_total"] == param_count(shape)
+    assert outcome["details"]["quantized_linears"] == 7 * shape.num_layers

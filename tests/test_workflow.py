@@ -38,6 +38,13 @@ def finished_run(tmp_path_factory):
     return workdir
 
 
+TABLES = [
+    "table1_hardware",
+    "table2_frameworks",
+    "table3_methods_b1",
+    "table4_methods_max",
+    "fig4_scaling",
+]
 EXPECTED = [
     "results/data/micro/model/config.json",
     "results/data/micro/model/tokenizer.json",
@@ -47,12 +54,12 @@ EXPECTED = [
     "results/tidy/metrics.csv",
     "results/tidy/cells.parquet",
     "results/summary.md",
+    *[f"results/tables/{t}.{e}" for t in TABLES for e in ["md", "csv", "tex"]],
     *[
-        f"results/tables/{t}.{e}"
-        for t in ["table1_hardware", "table2_pretrain"]
-        for e in ["md", "csv", "tex"]
+        f"results/figures/{f}.{e}"
+        for f in ["pretrain_throughput", "pretrain_method_tradeoff"]
+        for e in ["png", "pdf"]
     ],
-    *[f"results/figures/pretrain_throughput.{e}" for e in ["png", "pdf"]],
 ]
 
 
@@ -61,40 +68,59 @@ def test_every_expected_output_exists(finished_run):
     assert not missing
 
 
-def test_every_cell_has_a_valid_record_with_the_right_outcome(finished_run):
+def records_by_key(run) -> dict:
     records = {}
-    for path in (finished_run / "results/records").rglob("*.json"):
+    for path in (run / "results/records").rglob("*.json"):
         record = read_record(path)
         records[record["key"]] = record
+    return records
+
+
+def test_every_cell_has_a_valid_record_with_the_right_outcome(finished_run):
+    records = records_by_key(finished_run)
+    prefix = "pretrain/cpu/micro"
     expected = {
-        f"pretrain/cpu/micro/torch/{m}/b{b}"
-        for m in ["baseline", "recompute"]
-        for b in ["1", "max", "4096"]
-    }
+        *(f"{prefix}/{fw}/baseline/w1/b{b}" for fw in ["torch", "deepspeed", "megatron"]
+          for b in ["1", "max", "4096"]),
+        f"{prefix}/deepspeed/zero3+offload+recompute/w1/b1",
+        f"{prefix}/deepspeed/quant4/w1/b1",
+        f"{prefix}/deepspeed/zero2/w1/b2",
+        f"{prefix}/deepspeed/zero2/w2/b2",
+    }  # fmt: skip
     assert set(records) == expected
     for key, record in records.items():
         if key.endswith("b4096"):
-            assert record["status"] == "oom" and "allocate" in record["reason"]
+            assert record["status"] == "oom", (key, record["reason"])
+            assert "allocate" in record["reason"]
         else:
-            assert record["status"] == "ok", record["reason"]
+            assert record["status"] == "ok", (key, record["reason"])
             assert record["metrics"]["measured_steps"] == 10
             assert len(record["settings"]["data_sha256"]) == 64
-    largest = records["pretrain/cpu/micro/torch/baseline/bmax"]
+    largest = records[f"{prefix}/deepspeed/baseline/w1/bmax"]
     assert largest["settings"]["batch_search"]["hit_limit"]
-    assert largest["metrics"]["batch_size"] == 8
+    assert largest["metrics"]["batch_size"] == 4
+    assert records[f"{prefix}/deepspeed/zero2/w2/b2"]["metrics"]["global_batch_size"] == 4
 
 
 def test_steps_are_kept_beside_each_record(finished_run):
-    steps = finished_run / "results/records/pretrain/cpu/micro/torch/baseline/b1.steps.jsonl"
+    steps = finished_run / "results/records/pretrain/cpu/micro/torch/baseline/w1/b1.steps.jsonl"
     rows = [json.loads(line) for line in steps.read_text().splitlines()]
     assert sum(not r["warmup"] for r in rows) == 10
 
 
-def test_tables_show_oom_cells(finished_run):
-    table = pd.read_csv(finished_run / "results/tables/table2_pretrain.csv", dtype=str)
-    assert set(table["b=4096 tokens/s"]) == {"OOM"}
-    assert set(table["max batch"]) == {"8"}
-    assert "OOM" in (finished_run / "results/tables/table2_pretrain.md").read_text()
+def test_tables_show_oom_cells_and_scaling(finished_run):
+    tables = finished_run / "results/tables"
+    table2 = pd.read_csv(tables / "table2_frameworks.csv", dtype=str)
+    assert set(table2["framework"]) == {"torch", "deepspeed", "megatron"}
+    assert set(table2["b=4096 tokens/s"]) == {"OOM"}
+    assert set(table2["max batch"]) == {"4"}
+    assert "OOM" in (tables / "table2_frameworks.md").read_text()
+    table3 = pd.read_csv(tables / "table3_methods_b1.csv", dtype=str)
+    assert {"zero3+offload+recompute", "quant4", "baseline"} <= set(table3["method"])
+    scaling = pd.read_csv(tables / "fig4_scaling.csv")
+    assert list(scaling["GPUs"]) == [1, 2]
+    assert scaling["scaling efficiency"].iloc[0] == 1.0
+    assert 0 < scaling["scaling efficiency"].iloc[1] < 1.5
     tidy = pd.read_parquet(finished_run / "results/tidy/metrics.parquet")
     assert {"key", "status", "metric", "value"} <= set(tidy.columns)
 
@@ -115,11 +141,14 @@ def test_html_report_is_built(finished_run):
 
 def test_a_bad_config_is_refused_naming_the_key_without_a_traceback(workflow_copy):
     bad = workflow_copy / "bad.yaml"
-    bad.write_text("pretrain:\n  batches: [0]\n  bogus: 1\n")
+    bad.write_text(
+        "pretrain:\n  grid:\n    - frameworks: {torch: [baseline]}\n"
+        "      batches: [0]\n  bogus: 1\n"
+    )
     done = snakemake(workflow_copy, "-n", "--configfile", str(bad))
     assert done.returncode != 0
     output = done.stdout + done.stderr
-    assert "config key pretrain.batches[0]" in output
+    assert "config key pretrain.grid[0].batches[0]" in output
     assert "unknown config key pretrain.bogus" in output
     assert "Traceback" not in output
 
@@ -136,7 +165,7 @@ def test_dry_runs_plan_the_grid(workflow_copy, args):
     done = snakemake(workflow_copy, "-n", *args, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     if "config/paper.yaml" in args:
-        assert "pretrain_cell                    12" in done.stdout
+        assert "pretrain_cell                    84" in done.stdout
 
 
 def test_lint_and_format_are_clean(repo, workflow_copy):

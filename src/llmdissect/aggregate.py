@@ -8,17 +8,8 @@ import pandas as pd
 
 from .records import read_record
 
-CELL_COLUMNS = [
-    "key",
-    "stage",
-    "platform",
-    "model",
-    "framework",
-    "method",
-    "batch",
-    "status",
-    "reason",
-]
+CELL_FIELDS = ["stage", "platform", "model", "framework", "method", "world_size", "batch"]
+CELL_COLUMNS = ["key", *CELL_FIELDS, "status", "reason"]
 
 
 def find_records(folders: list[Path]) -> list[Path]:
@@ -40,7 +31,8 @@ def load_records(paths: list[Path]) -> list[dict]:
 
 def cell_row(record: dict) -> dict:
     cell = record["cell"]
-    row = {name: cell.get(name) for name in CELL_COLUMNS[1:7]}
+    row = {name: cell.get(name) for name in CELL_FIELDS}
+    row["world_size"] = int(cell.get("world_size") or 1)  # one process unless the cell says more
     row.update(key=record["key"], status=record["status"], reason=record["reason"])
     return row
 

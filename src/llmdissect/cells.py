@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+SINGLE_PROCESS_FRAMEWORKS = {"torch"}
+
 
 @dataclass(frozen=True)
 class TrainingCell:
@@ -12,25 +14,29 @@ class TrainingCell:
     model: str
     framework: str
     method: str
-    batch: str  # an integer as text, or "max" for the largest batch that fits
+    world_size: int  # processes (GPUs) the cell trains on
+    batch: str  # per-process batch as text, or "max" for the largest batch that fits
 
     @property
     def key(self) -> str:
-        return (
-            "/".join([self.stage, self.platform, self.model, self.framework, self.method])
-            + f"/b{self.batch}"
-        )
+        parts = [self.stage, self.platform, self.model, self.framework, self.method]
+        return "/".join(parts) + f"/w{self.world_size}/b{self.batch}"
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def training_cells(stage: str, platform: str, section: dict) -> list[TrainingCell]:
-    """Every cell of a pre-training or fine-tuning config section, in config order."""
-    return [
-        TrainingCell(stage, platform, model, framework, method, str(batch))
-        for model in section["models"]
-        for framework, methods in section["frameworks"].items()
-        for method in methods
-        for batch in section["batches"]
-    ]
+    """Every cell of a pre-training or fine-tuning section, in config order, each once."""
+    cells = {}
+    for model in section["models"]:
+        for block in section["grid"]:
+            for framework, methods in block["frameworks"].items():
+                for method in methods:
+                    for world_size in block.get("world_sizes", [1]):
+                        for batch in block["batches"]:
+                            cell = TrainingCell(
+                                stage, platform, model, framework, method, world_size, str(batch)
+                            )
+                            cells.setdefault(cell.key, cell)
+    return list(cells.values())

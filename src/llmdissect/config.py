@@ -8,6 +8,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .cells import SINGLE_PROCESS_FRAMEWORKS
+from .methods import method_problem
 from .models import shape_from_config
 
 
@@ -102,10 +104,25 @@ def semantic_problems(config: dict) -> list[str]:
                 f"config key data.seq_len: samples up to {longest} tokens exceed model {model!r}'s "
                 f"max_seq_len {shape.max_seq_len}"
             )
+    for b, block in enumerate(pretrain["grid"]):
+        for framework, methods in block["frameworks"].items():
+            where = f"pretrain.grid[{b}].frameworks.{framework}"
+            for m, method in enumerate(methods):
+                problem = method_problem(framework, method)
+                if problem:
+                    problems.append(f"config key {where}[{m}]: {problem}")
+            if framework in SINGLE_PROCESS_FRAMEWORKS and block["world_sizes"] != [1]:
+                problems.append(
+                    f"config key pretrain.grid[{b}].world_sizes: framework {framework!r} runs one "
+                    "process; list it in a block whose world_sizes is [1]"
+                )
     search = pretrain["max_batch_search"]
     if search["start"] > search["limit"]:
         problems.append(
             "config key pretrain.max_batch_search.start: larger than limit "
             f"({search['start']} > {search['limit']})"
         )
+    for i, folder in enumerate(config["aggregate"]["import_dirs"]):
+        if not Path(folder).is_dir():
+            problems.append(f"config key aggregate.import_dirs[{i}]: no folder {folder!r}")
     return problems

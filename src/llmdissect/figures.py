@@ -21,7 +21,8 @@ def save(figure, png: Path, pdf: Path) -> None:
 
 
 def training_throughput_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path) -> None:
-    """Throughput and peak memory per configuration, batch 1 beside the largest batch.
+    """Throughput and peak memory per configuration as horizontal bars (one row each, so a grid
+    of many methods stays readable), batch 1 beside the largest batch.
 
     Cells that did not run show their status (OOM, n/a) in place of a bar.
     """
@@ -30,14 +31,18 @@ def training_throughput_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: 
         cells["platform"]
         + " / "
         + cells["model"]
-        + "\n"
+        + " / "
         + cells["framework"]
         + " "
         + cells["method"]
     )
+    if "world_size" in cells:
+        many = cells["world_size"].fillna(1).astype(int) > 1
+        cells.loc[many, "config"] += " x" + cells.loc[many, "world_size"].astype(int).astype(str)
     configs = list(dict.fromkeys(cells["config"]))
     batches = sorted(set(cells["batch"]), key=lambda b: (b == "max", int(b) if b != "max" else 0))
-    figure, axes = plt.subplots(1, 2, figsize=(max(7, 2.2 * len(configs) + 3), 4.2))
+    height = max(3.0, 0.32 * len(configs) * max(1, len(batches)) + 1.2)
+    figure, axes = plt.subplots(1, 2, figsize=(13, height), sharey=True)
     width = 0.8 / max(1, len(batches))
     for offset, batch in enumerate(batches):
         for position, config in enumerate(configs):
@@ -45,31 +50,57 @@ def training_throughput_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: 
             if match.empty:
                 continue
             row = match.iloc[0]
-            x = position + (offset - (len(batches) - 1) / 2) * width
+            y = position + (offset - (len(batches) - 1) / 2) * width
             values = [row.get("tokens_per_s"), memory_metric(row)[0]]
             for axis, value in zip(axes, values, strict=True):
                 if row["status"] == "ok" and value is not None and pd.notna(value):
-                    bar = axis.bar(x, value, width, color=f"C{offset}")
+                    bar = axis.barh(y, value, width, color=f"C{offset}")
                     if batch == "max":
-                        axis.bar_label(bar, labels=[f"b={int(row['batch_size'])}"], fontsize=7)
+                        label = f" b={int(row['batch_size'])}"
+                        axis.bar_label(bar, labels=[label], fontsize=7)
                 else:
-                    axis.text(
-                        x,
-                        0,
-                        row["status"].upper(),
-                        ha="center",
-                        va="bottom",
-                        fontsize=7,
-                        rotation=90,
-                        color="firebrick",
-                    )
+                    axis.text(0, y, f" {row['status'].upper()}", va="center", fontsize=7,
+                              color="firebrick")  # fmt: skip
     for axis, label in zip(axes, ["throughput (tokens/s)", "peak memory (GB)"], strict=True):
-        axis.set_xticks(range(len(configs)), configs, fontsize=7)
-        axis.set_ylabel(label)
-        axis.grid(axis="y", alpha=0.3)
+        axis.set_yticks(range(len(configs)), configs, fontsize=7)
+        axis.invert_yaxis()  # first configuration on top, as in the tables
+        axis.set_xlabel(label)
+        axis.grid(axis="x", alpha=0.3)
+    axes[1].invert_yaxis()  # shared axis: undo the second flip
     handles = [plt.Rectangle((0, 0), 1, 1, color=f"C{i}") for i in range(len(batches))]
     labels = ["largest batch" if b == "max" else f"batch {b}" for b in batches]
-    axes[0].legend(handles, labels, loc="lower left", fontsize=8)
+    axes[0].legend(handles, labels, loc="lower right", fontsize=8)
     figure.suptitle(f"{stage}: throughput and memory per configuration")
+    figure.tight_layout()
+    save(figure, png, pdf)
+
+
+def method_tradeoff_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path) -> None:
+    """Throughput against peak memory, one point per measured cell, one panel per model:
+    methods that save memory sit left, methods that cost throughput sit low."""
+    cells = cells[(cells["stage"] == stage) & (cells["status"] == "ok")].copy()
+    models = list(dict.fromkeys(cells["model"])) or ["(no measured cells)"]
+    figure, axes = plt.subplots(1, len(models), figsize=(7 * len(models), 5), squeeze=False)
+    for axis, model in zip(axes[0], models, strict=True):
+        subset = cells[cells["model"] == model]
+        for marker, (batch_mode, group) in zip("os^v", subset.groupby("batch"), strict=False):
+            memory = [memory_metric(row)[0] for _, row in group.iterrows()]
+            axis.scatter(memory, group["tokens_per_s"], marker=marker, label=f"batch {batch_mode}")
+            for x, (_, row) in zip(memory, group.iterrows(), strict=True):
+                label = f"{row['framework']}:{row['method']}"
+                if int(row.get("world_size", 1)) > 1:
+                    label += f" x{int(row['world_size'])}"
+                axis.annotate(label, (x, row["tokens_per_s"]), fontsize=6, xytext=(3, 3),
+                              textcoords="offset points")  # fmt: skip
+        axis.set_title(model)
+        axis.set_xlabel("peak memory per process (GB)")
+        axis.set_ylabel("throughput (tokens/s)")
+        axis.grid(alpha=0.3)
+        if len(subset):
+            axis.legend(fontsize=7)
+            speeds = subset["tokens_per_s"]
+            if speeds.min() > 0 and speeds.max() / speeds.min() > 20:
+                axis.set_yscale("log")  # offloaded batch-1 cells sit far below batch-max ones
+    figure.suptitle(f"{stage}: throughput against memory per method")
     figure.tight_layout()
     save(figure, png, pdf)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -25,3 +26,9 @@ def echo(message: str) -> None:
     """A progress line in the log and on the terminal running the workflow."""
     print(message, flush=True)
     print(message, file=sys.__stderr__, flush=True)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (Snakemake or SLURM stopping the job) into SystemExit, so cleanup runs:
+    probe processes are stopped instead of left holding the device."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

@@ -50,14 +50,26 @@ def hardware_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(list(rows.values()))
 
 
-def training_table(cells: pd.DataFrame, stage: str) -> tuple[pd.DataFrame, str]:
-    """Tables II-IV shape: per model x framework x method, batch 1 and the largest batch."""
-    cells = cells[cells["stage"] == stage]
+def training_table(
+    cells: pd.DataFrame,
+    stage: str,
+    methods: list[str] | None = None,
+    batches: list[str] | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """Tables II-IV shape: one row per platform x model x framework x method x world size, a
+    column group per batch (b=1, ..., max). Filters keep the listed methods and batches only."""
+    cells = cells[cells["stage"] == stage] if len(cells) else cells
+    if methods is not None and len(cells):
+        cells = cells[cells["method"].isin(methods)]
+    if batches is not None and len(cells):
+        cells = cells[cells["batch"].isin(batches)]
     rows, memory_kinds = [], set()
-    for (platform, model, framework, method), group in cells.groupby(
-        ["platform", "model", "framework", "method"], sort=False
-    ):
-        row = {"platform": platform, "model": model, "framework": framework, "method": method}
+    if not len(cells):
+        return pd.DataFrame(rows), ""
+    keys = ["platform", "model", "framework", "method", "world_size"]
+    for (platform, model, framework, method, world_size), group in cells.groupby(keys, sort=False):
+        row = {"platform": platform, "model": model, "framework": framework, "method": method,
+               "GPUs": int(world_size)}  # fmt: skip
         for batch, group_row in _by_batch(group).items():
             label = "max" if batch == "max" else f"b={batch}"
             memory, kind = memory_metric(group_row)
@@ -70,8 +82,32 @@ def training_table(cells: pd.DataFrame, stage: str) -> tuple[pd.DataFrame, str]:
             row[f"{label} tokens/s"] = shown(group_row, group_row.get("tokens_per_s"))
             row[f"{label} memory (GB)"] = shown(group_row, memory)
         rows.append(row)
-    note = "memory: peak " + " / ".join(sorted(k for k in memory_kinds if k)) + " in GB"
+    kinds = " / ".join(sorted(k for k in memory_kinds if k))
+    note = f"tokens/s over all GPUs, padding excluded; memory: peak {kinds} per process, GB"
     return pd.DataFrame(rows), note
+
+
+def scaling_table(cells: pd.DataFrame, stage: str) -> pd.DataFrame:
+    """Scaling efficiency (Fig. 4): throughput(N) / (N x throughput(1)) for cells that differ
+    only in their number of processes; cells without a measured 1-process twin are left out."""
+    cells = cells[(cells["stage"] == stage) & (cells["status"] == "ok")] if len(cells) else cells
+    rows = []
+    keys = ["platform", "model", "framework", "method", "batch"]
+    for (platform, model, framework, method, batch), group in (
+        cells.groupby(keys, sort=False) if len(cells) else []
+    ):
+        single = group[group["world_size"] == 1]
+        if single.empty or group["world_size"].nunique() < 2:
+            continue
+        base = float(single.iloc[0]["tokens_per_s"])
+        for _, row in group.sort_values("world_size").iterrows():
+            n = int(row["world_size"])
+            rows.append({
+                "platform": platform, "model": model, "framework": framework, "method": method,
+                "batch per GPU": batch, "GPUs": n, "tokens/s": round(float(row["tokens_per_s"]), 1),
+                "scaling efficiency": round(float(row["tokens_per_s"]) / (n * base), 3),
+            })  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def _by_batch(group: pd.DataFrame) -> dict:

@@ -1,6 +1,12 @@
 TABLES = expand(
     "results/tables/{table}.{ext}",
-    table=["table1_hardware", "table2_pretrain"],
+    table=[
+        "table1_hardware",
+        "table2_frameworks",
+        "table3_methods_b1",
+        "table4_methods_max",
+        "fig4_scaling",
+    ],
     ext=["md", "csv", "tex"],
 )
 
@@ -27,18 +33,21 @@ rule render_tables:
         cells="results/tidy/cells.parquet",
         platforms="results/tidy/platforms.csv",
     output:
-        table1=multiext("results/tables/table1_hardware", ".md", ".tex"),
-        table1_csv=report(
-            "results/tables/table1_hardware.csv",
-            caption="../report/table1_hardware.rst",
-            category="Tables",
-        ),
-        table2=multiext("results/tables/table2_pretrain", ".md", ".tex"),
-        table2_csv=report(
-            "results/tables/table2_pretrain.csv",
-            caption="../report/table2_pretrain.rst",
-            category="Tables",
-        ),
+        **{
+            name: report(
+                f"results/tables/{name}.csv",
+                caption=f"../report/{name}.rst",
+                category="Tables",
+            )
+            for name in [
+                "table1_hardware",
+                "table2_frameworks",
+                "table3_methods_b1",
+                "table4_methods_max",
+                "fig4_scaling",
+            ]
+        },
+        other_formats=[t for t in TABLES if not t.endswith(".csv")],
     log:
         "results/logs/aggregate/render_tables.log",
     conda:

@@ -27,6 +27,7 @@ PLATFORM_SETTINGS = config["platforms"][PLATFORM]
 
 wildcard_constraints:
     batch=r"\d+|max",
+    world=r"\d+",
     platform=r"[A-Za-z0-9_.-]+",
     model=r"[A-Za-z0-9_.-]+",
     framework=r"[A-Za-z0-9_-]+",

@@ -3,14 +3,17 @@ from pathlib import Path
 from llmdissect.cells import TrainingCell
 from llmdissect.data import file_sha256
 from llmdissect.models import shape_from_config
-from llmdissect.rule_io import echo, logged
+from llmdissect.rule_io import echo, exit_on_sigterm, logged
 from llmdissect.training.cell import SearchSettings, run_training_cell
 from llmdissect.training.spec import TrainSpec
 
+exit_on_sigterm()
 with logged(snakemake.log[0]):
     w, params = snakemake.wildcards, snakemake.params
     settings, platform = params.settings, params.platform
-    cell = TrainingCell(params.stage, w.platform, w.model, w.framework, w.method, w.batch)
+    cell = TrainingCell(
+        params.stage, w.platform, w.model, w.framework, w.method, int(w.world), w.batch
+    )
     shape = shape_from_config(w.model, params.model_shapes)
     spec = TrainSpec(
         shape=shape,
@@ -25,6 +28,8 @@ with logged(snakemake.log[0]):
         learning_rate=settings["learning_rate"],
         seed=params.seed,
         memory_limit_gb=platform["memory_limit_gb"],
+        world_size=cell.world_size,
+        options=dict(settings["megatron"]) if w.framework == "megatron" else {},
     )
     run_training_cell(
         cell,
@@ -39,7 +44,7 @@ with logged(snakemake.log[0]):
             "learning_rate": spec.learning_rate,
             "memory_limit_gb": spec.memory_limit_gb,
             "data_sha256": file_sha256(snakemake.input.samples),
-            "world_size": 1,
+            "world_size": cell.world_size,
         },
         record_path=Path(snakemake.output.record),
         steps_path=Path(snakemake.output.steps),

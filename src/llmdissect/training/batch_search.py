@@ -1,4 +1,8 @@
-"""Largest batch that fits: double until a probe fails, then bisect between the last fit and it."""
+"""Largest batch that fits: double until a probe fails, then bisect between the last fit and it.
+
+The search starts at a guess: when the guess does not fit, it tries batch 1 next (a cell where
+nothing fits is then settled in two probes) and bisects between 1 and the guess; a good guess
+saves probes and a bad one costs a few."""
 
 from __future__ import annotations
 
@@ -25,9 +29,11 @@ def max_batch_search(
         probes.append((batch, ok))
         return ok
 
-    if not probe(start):
-        return SearchResult(None, probes, hit_limit=False)
     good, bad = start, None
+    if not probe(start):
+        if start == 1 or not probe(1):
+            return SearchResult(None, probes, hit_limit=False)
+        good, bad = 1, start
     while bad is None:
         if good == limit:
             return SearchResult(good, probes, hit_limit=True)

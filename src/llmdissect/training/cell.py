@@ -86,7 +86,7 @@ def measure_cell(cell, spec, search, settings, workdir, timeout_s, log) -> dict:
             "hit_limit": result.hit_limit,
         }
         if result.max_batch is None:
-            return {"status": "oom", "reason": f"not even batch {search.start} fits"}
+            return {"status": "oom", "reason": "not even batch 1 fits"}
         return measure_largest(spec, result.max_batch, settings, workdir, timeout_s, log, cell.key)
     final_spec = spec.with_batch(int(cell.batch), spec.warmup_steps, spec.measured_steps)
     return run_probe(final_spec, workdir, "measure", True, timeout_s)

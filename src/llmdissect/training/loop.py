@@ -23,13 +23,13 @@ class StepRecord:
 
 
 def padded_batches(
-    samples: list[list[int]], batch_size: int, pad_id: int = 0
+    samples: list[list[int]], batch_size: int, rank: int = 0, world_size: int = 1, pad_id: int = 0
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
-    """Endless batches in sample order (cycling); labels ignore padding."""
-    position = 0
+    """Endless batches in sample order (cycling), each rank its own share; labels ignore padding."""
+    position = rank * batch_size
     while True:
         rows = [samples[(position + i) % len(samples)] for i in range(batch_size)]
-        position = (position + batch_size) % len(samples)
+        position = (position + batch_size * world_size) % len(samples)
         width = max(len(r) for r in rows)
         ids = torch.full((batch_size, width), pad_id, dtype=torch.long)
         mask = torch.zeros((batch_size, width), dtype=torch.long)
@@ -60,8 +60,21 @@ def run_steps(
         loss = trainer.step(ids, mask, labels)
         synchronize(device)
         elapsed_ms = (time.perf_counter() - start) * 1000
-        steps.append(StepRecord(index, index < warmup_steps, elapsed_ms, tokens, ids.numel(), loss))
+        tokens, padded = global_token_counts(tokens, ids.numel(), device, trainer)
+        steps.append(StepRecord(index, index < warmup_steps, elapsed_ms, tokens, padded, loss))
         used = device_used_gb(device)
         if used is not None:
             device_peak = max(device_peak or 0.0, used)
     return steps, device_peak
+
+
+def global_token_counts(tokens: int, padded: int, device: str, trainer: Trainer) -> tuple[int, int]:
+    """Tokens of this step over all data-parallel ranks (outside the timed region); ranks that
+    share a batch (tensor parallel) count it once."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tokens, padded
+    counts = torch.tensor([tokens, padded], dtype=torch.long, device=device)
+    dist.all_reduce(counts, group=trainer.data_parallel_group)
+    return int(counts[0]), int(counts[1])

@@ -24,6 +24,7 @@ def step_metrics(
     recompute: bool,
     peak_tflops: float | None,
     world_size: int = 1,
+    data_parallel_size: int = 1,
 ) -> dict:
     measured = [s for s in steps if not s.warmup]
     times = [s.time_ms for s in measured]
@@ -43,7 +44,7 @@ def step_metrics(
         "step_time_ms_p90": round(percentile(times, 90), 3),
         "tokens_per_s": round(tokens_per_s, 3),
         "tokens_per_s_padded": round(padded / seconds, 3),
-        "samples_per_s": round(batch_size * len(measured) / seconds, 3),
+        "samples_per_s": round(batch_size * data_parallel_size * len(measured) / seconds, 3),
         "model_tflops_per_s": round(model_flops / 1e12, 6),
         "mfu": round(model_flops / peak_total, 4) if peak_total else None,
         "hfu": round(hardware_flops / peak_total, 4) if peak_total else None,

@@ -1,12 +1,15 @@
-"""One training measurement in a process of its own, so an OOM or a crash cannot take the DAG down.
+"""One training measurement in processes of its own, so an OOM or a crash cannot take the DAG down.
 
-Child:  python -m llmdissect.training.probe SPEC.json OUTCOME.json [STEPS.jsonl]
-Parent: run_probe(spec, workdir) -> outcome dict with status ok | oom | infeasible | error.
+Child:  python -m llmdissect.training.probe SPEC.json OUTCOME_PREFIX [STEPS.jsonl]
+        (under torchrun for distributed frameworks: one process per device, each writes
+        OUTCOME_PREFIX.rank<R>.json)
+Parent: run_probe(spec, workdir, ...) -> one outcome with status ok | oom | infeasible | error.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -24,47 +27,71 @@ from .memory import apply_memory_limit, is_out_of_memory, peak_memory
 from .metrics import step_metrics
 from .spec import TrainSpec
 
-STDERR_TAIL_CHARS = 2000
+LOG_TAIL_CHARS = 300
+NO_KERNEL_MARKER = "no available kernel"
 
 
-def measure(spec: TrainSpec, steps_path: Path | None) -> dict:
+def rank_device(spec: TrainSpec) -> str:
+    if spec.device.startswith("cuda"):
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return spec.device
+
+
+def init_process_group(device: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+
+
+def measure(spec: TrainSpec, steps_path: Path | None, rank: int) -> dict:
     import torch
 
     framework = get_framework(spec.framework)
     reason = framework.infeasible_reason(spec)
     if reason:
         return {"status": "infeasible", "reason": reason}
-    apply_memory_limit(spec.device, spec.memory_limit_gb)
+    device = rank_device(spec)
+    if framework.distributed:
+        init_process_group(device)
+    apply_memory_limit(device, spec.memory_limit_gb)
     samples = read_training_samples(Path(spec.samples_path))
     try:
-        trainer = framework.build(spec)
-        batches = padded_batches(samples, spec.batch_size)
+        trainer = framework.build(spec, device)
+        data_rank = rank if trainer.data_parallel_rank is None else trainer.data_parallel_rank
+        data_size = trainer.data_parallel_size or spec.world_size
+        batches = padded_batches(samples, spec.batch_size, data_rank, data_size)
         steps, device_peak = run_steps(
-            trainer, batches, spec.device, spec.warmup_steps, spec.measured_steps
+            trainer, batches, device, spec.warmup_steps, spec.measured_steps
         )
     except Exception as error:
         if is_out_of_memory(error):
             return {"status": "oom", "reason": first_line(error)}
+        if NO_KERNEL_MARKER in str(error).lower():
+            return {"status": "infeasible", "reason": first_line(error)}
         raise
-    if steps_path is not None:
+    if steps_path is not None and rank == 0:
         with open(steps_path, "w") as f:
             for step in steps:
                 f.write(json.dumps(asdict(step)) + "\n")
-    device_name = (
-        torch.cuda.get_device_name(spec.device) if spec.device.startswith("cuda") else None
-    )
-    seq_len = max(len(s) for s in samples)
+    device_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
     metrics = step_metrics(
         steps,
         spec.shape,
-        seq_len,
-        spec.batch_size,
+        seq_len=max(len(s) for s in samples),
+        batch_size=spec.batch_size,
         recompute=bool(trainer.details.get("recompute")),
         peak_tflops=peak_tflops(device_name),
+        world_size=spec.world_size,
+        data_parallel_size=data_size,
     )
-    metrics.update(peak_memory(spec.device, device_peak))
+    metrics.update(peak_memory(device, device_peak))
     metrics.update(trainer.parameter_counts())
     metrics["batch_size"] = spec.batch_size
+    metrics["global_batch_size"] = spec.batch_size * data_size
+    metrics["world_size"] = spec.world_size
     return {"status": "ok", "metrics": metrics, "details": trainer.details}
 
 
@@ -74,51 +101,90 @@ def first_line(error: BaseException) -> str:
 
 
 def main(argv: list[str]) -> int:
-    spec_path, outcome_path = Path(argv[0]), Path(argv[1])
+    spec_path, outcome_prefix = Path(argv[0]), argv[1]
     steps_path = Path(argv[2]) if len(argv) > 2 else None
+    rank = int(os.environ.get("RANK", 0))
     spec = TrainSpec.from_json(spec_path.read_text())
     try:
-        outcome = measure(spec, steps_path)
+        outcome = measure(spec, steps_path, rank)
     except Exception as error:
         traceback.print_exc()
         outcome = {"status": "error", "reason": first_line(error)}
     outcome["environment"] = collect_manifest()
-    write_json_atomic(outcome_path, outcome)
-    return 0
+    write_json_atomic(Path(f"{outcome_prefix}.rank{rank}.json"), outcome)
+    # Exit at once, non-zero when this rank failed: torchrun then stops the peers, which may be
+    # waiting in a collective that will never finish.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if outcome["status"] == "ok" else 1)
+
+
+def launch_command(spec: TrainSpec, arguments: list[str]) -> list[str]:
+    if get_framework(spec.framework).distributed:
+        return [
+            sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={spec.world_size}", "-m", "llmdissect.training.probe", *arguments,
+        ]  # fmt: skip
+    return [sys.executable, "-m", "llmdissect.training.probe", *arguments]
 
 
 def run_probe(
     spec: TrainSpec, workdir: Path, name: str, keep_steps: bool, timeout_s: float
 ) -> dict:
-    """Run one probe in a child process; its log and outcome stay in workdir."""
+    """Run one probe in child processes; its spec, outcomes and log stay in workdir."""
     workdir.mkdir(parents=True, exist_ok=True)
     spec_path = workdir / f"{name}.spec.json"
-    outcome_path = workdir / f"{name}.outcome.json"
+    prefix = workdir / f"{name}.outcome"
     log_path = workdir / f"{name}.log"
-    outcome_path.unlink(missing_ok=True)
+    for old in workdir.glob(f"{name}.outcome.rank*.json"):
+        old.unlink()
     spec.write(spec_path)
-    command = [sys.executable, "-m", "llmdissect.training.probe", str(spec_path), str(outcome_path)]
+    arguments = [str(spec_path), str(prefix)]
     if keep_steps:
-        command.append(str(workdir / f"{name}.steps.jsonl"))
+        arguments.append(str(workdir / f"{name}.steps.jsonl"))
+    timed_out = False
     with open(log_path, "w") as log:
+        # Its own process group, so every worker of the probe can be stopped at once.
+        process = subprocess.Popen(
+            launch_command(spec, arguments), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
         try:
-            done = subprocess.run(
-                command, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s, check=False
-            )
+            process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            return {"status": "error", "reason": f"probe exceeded its {timeout_s:.0f} s time limit"}
-    if outcome_path.exists():
-        return json.loads(outcome_path.read_text())
-    status, reason = died(done.returncode, log_path)
-    return {"status": status, "reason": reason}
+            timed_out = True
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    if timed_out:
+        return {"status": "error", "reason": f"probe exceeded its {timeout_s:.0f} s time limit"}
+    outcomes = [
+        json.loads(p.read_text()) for p in sorted(workdir.glob(f"{name}.outcome.rank*.json"))
+    ]
+    if not outcomes:
+        status, reason = died(process.returncode, log_path)
+        return {"status": status, "reason": reason}
+    return merge_rank_outcomes(outcomes)
+
+
+def merge_rank_outcomes(outcomes: list[dict]) -> dict:
+    """Rank 0 speaks for the cell unless another rank ran out of memory or failed."""
+    for status in ("oom", "error", "infeasible"):
+        for outcome in outcomes:
+            if outcome["status"] == status:
+                return outcome
+    return outcomes[0]
 
 
 def died(returncode: int, log_path: Path) -> tuple[str, str]:
-    """Status and reason for a child that wrote no outcome: killed, or crashed in native code."""
-    tail = log_path.read_text(errors="replace")[-STDERR_TAIL_CHARS:].strip()
-    if returncode == -signal.SIGKILL:
+    """Status and reason for children that wrote no outcome: killed, or crashed in native code."""
+    tail = log_path.read_text(errors="replace").strip()[-LOG_TAIL_CHARS:]
+    # torchrun exits 1 and reports a worker's SIGKILL in its log
+    worker_killed = "Signal 9 (SIGKILL) received" in tail
+    if returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) or worker_killed:
         return "oom", "probe killed by SIGKILL (the host's out-of-memory killer, most likely)"
-    return "error", f"probe exited with code {returncode}: {tail[-300:] or 'no output'}"
+    return "error", f"probe exited with code {returncode}: {tail or 'no output'}"
 
 
 if __name__ == "__main__":

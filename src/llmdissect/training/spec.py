@@ -23,6 +23,7 @@ class TrainSpec:
     learning_rate: float = 1e-4
     seed: int = 0
     memory_limit_gb: float | None = None
+    world_size: int = 1
     options: dict = field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from .base import Framework, Trainer
+from .deepspeed_engine import DeepSpeed
+from .megatron_gpt import Megatron
 from .torch_native import TorchNative
 
 FRAMEWORKS: dict[str, type[Framework]] = {
     TorchNative.name: TorchNative,
+    DeepSpeed.name: DeepSpeed,
+    Megatron.name: Megatron,
 }
 
 

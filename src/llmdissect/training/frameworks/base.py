@@ -4,33 +4,36 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from ...methods import method_problem
 from ..spec import TrainSpec
 
 
 class Trainer(ABC):
     """One model, optimizer and method, ready to run steps on a device."""
 
-    details: dict  # what actually ran (attention kernel, precision ...), copied into the record
+    details: dict  # what actually ran (attention kernel, optimizer ...), copied into the record
+    # Which share of the data this rank trains on; None: the whole process group is data parallel.
+    data_parallel_rank: int | None = None
+    data_parallel_size: int | None = None
+    data_parallel_group = None
 
     @abstractmethod
     def step(self, input_ids, attention_mask, labels) -> float:
         """Forward, backward and optimizer update on one batch; returns the loss."""
 
+    @abstractmethod
     def parameter_counts(self) -> dict:
-        return {}
+        """params_total and params_trainable."""
 
 
 class Framework(ABC):
     name: str
-    methods: dict[str, str]  # method name -> what it does, shown in errors and the README
+    distributed: bool  # launched by torchrun, one process per device, with a process group
 
     def infeasible_reason(self, spec: TrainSpec) -> str | None:
-        """Why this cell cannot run here at all (not an OOM), or None."""
-        if spec.method not in self.methods:
-            known = ", ".join(sorted(self.methods))
-            return f"framework {self.name!r} has no method {spec.method!r} (it has: {known})"
-        return None
+        """Why this cell cannot run at all (not an OOM), or None."""
+        return method_problem(self.name, spec.method)
 
     @abstractmethod
-    def build(self, spec: TrainSpec) -> Trainer:
-        """Build model and optimizer on spec.device; may raise an out-of-memory error."""
+    def build(self, spec: TrainSpec, device: str) -> Trainer:
+        """Model and optimizer on this rank's device; may raise an out-of-memory error."""

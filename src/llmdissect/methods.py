@@ -1,0 +1,45 @@
+"""Training methods as sets of features: "zero3+offload+recompute" is ZeRO-3 with offload and
+activation recomputation. "baseline" is no feature. Kept free of torch: the config check uses it."""
+
+from __future__ import annotations
+
+FEATURES = {
+    "zero2": "ZeRO stage 2: optimizer state and gradients partitioned across data-parallel ranks",
+    "zero3": "ZeRO stage 3: parameters partitioned too",
+    "offload": "optimizer state to CPU memory (ZeRO-2); parameters too (ZeRO-3)",
+    "recompute": "activation recomputation: each decoder layer recomputed in the backward pass",
+    "quant4": "decoder projections stored 4-bit NF4 with double quantization, frozen; "
+    "embedding, norms and LM head trained",
+    "flash": "FlashAttention: the flash-attn package if importable, else torch SDPA held to its "
+    "flash kernel",
+}
+
+FRAMEWORK_FEATURES = {
+    "torch": {"recompute", "flash", "quant4"},
+    "deepspeed": {"zero2", "zero3", "offload", "recompute", "flash", "quant4"},
+    "megatron": {"recompute"},
+}
+
+
+def parse_method(method: str) -> frozenset[str]:
+    return frozenset() if method == "baseline" else frozenset(method.split("+"))
+
+
+def method_problem(framework: str, method: str) -> str | None:
+    """Why a framework cannot run a method (unknown or contradictory features), or None."""
+    if framework not in FRAMEWORK_FEATURES:
+        return f"unknown framework {framework!r} (known: {', '.join(sorted(FRAMEWORK_FEATURES))})"
+    features = parse_method(method)
+    unknown = sorted(features - set(FEATURES))
+    if unknown or not features and method != "baseline":
+        known = ", ".join(sorted(FEATURES))
+        names = ", ".join(unknown) or repr(method)
+        return f"method {method!r}: unknown feature {names} (known: {known})"
+    unsupported = sorted(features - FRAMEWORK_FEATURES[framework])
+    if unsupported:
+        return f"method {method!r}: framework {framework!r} does not offer {', '.join(unsupported)}"
+    if {"zero2", "zero3"} <= features:
+        return f"method {method!r}: zero2 and zero3 exclude each other"
+    if "offload" in features and not features & {"zero2", "zero3"}:
+        return f"method {method!r}: offload needs zero2 or zero3"
+    return None

@@ -1,0 +1,79 @@
+"""Tables and figures from records: the aggregate rules call it on this run's records, and
+`python -m llmdissect.render` calls it on any folder of records (reference/h100, a cluster's
+results/records) without running anything."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .aggregate import cells_frame, find_records, load_records
+from .figures import method_tradeoff_figure, training_throughput_figure
+from .tables import hardware_table, scaling_table, training_table, write_table
+
+PRETRAIN_TABLES = {
+    "table2_frameworks": (
+        "Table II: pre-training frameworks without ZeRO, batch 1 and the largest batch",
+        dict(methods=["baseline"]),
+    ),
+    "table3_methods_b1": (
+        "Table III: pre-training methods alone and combined, batch 1",
+        dict(batches=["1"]),
+    ),
+    "table4_methods_max": (
+        "Table IV: pre-training methods at the largest batch each allows",
+        dict(batches=["max"]),
+    ),
+}
+HARDWARE_TITLE = "Table I: hardware of each platform, from the environment manifests"
+SCALING_TITLE = "Fig. 4 data: scaling efficiency = throughput(N) / (N x throughput(1))"
+FIGURES = {
+    "pretrain_throughput": training_throughput_figure,
+    "pretrain_method_tradeoff": method_tradeoff_figure,
+}
+
+
+def render_tables(cells: pd.DataFrame, platforms: pd.DataFrame, out: Path) -> list[Path]:
+    """Every table as <out>/<name>.md, .csv and .tex; returns the stems written."""
+    out = Path(out)
+    write_table(platforms, out / "table1_hardware", HARDWARE_TITLE)
+    for name, (title, filters) in PRETRAIN_TABLES.items():
+        table, note = training_table(cells, "pretrain", **filters)
+        write_table(table, out / name, title, note)
+    write_table(scaling_table(cells, "pretrain"), out / "fig4_scaling", SCALING_TITLE)
+    return [out / name for name in ["table1_hardware", *PRETRAIN_TABLES, "fig4_scaling"]]
+
+
+def render_folder(record_dirs: list[Path], out: Path) -> int:
+    paths = find_records(record_dirs)
+    if not paths:
+        raise SystemExit(f"no result records under {', '.join(map(str, record_dirs))}")
+    records = load_records(paths)
+    cells = cells_frame(records)
+    render_tables(cells, hardware_table(records), out / "tables")
+    for name, draw in FIGURES.items():
+        draw(cells, "pretrain", out / "figures" / f"{name}.png", out / "figures" / f"{name}.pdf")
+    return len(records)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m llmdissect.render",
+        description="Render the study's tables and figures from folders of result records.",
+    )
+    parser.add_argument("records", nargs="+", type=Path, help="folders holding record JSON")
+    parser.add_argument("--out", type=Path, required=True, help="writes tables/ and figures/ here")
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.records if not p.is_dir()]
+    if missing:
+        parser.error(f"not a folder: {', '.join(missing)}")
+    count = render_folder(args.records, args.out)
+    print(f"{count} records -> {args.out}/tables, {args.out}/figures")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,54 @@
+import pytest
+
+from llmdissect.cells import training_cells
+from llmdissect.methods import method_problem, parse_method
+
+
+def test_baseline_has_no_features_and_combinations_split_on_plus():
+    assert parse_method("baseline") == frozenset()
+    assert parse_method("zero3+offload+recompute") == {"zero3", "offload", "recompute"}
+
+
+@pytest.mark.parametrize(
+    "framework, method",
+    [
+        ("deepspeed", "baseline"),
+        ("deepspeed", "zero2+offload"),
+        ("deepspeed", "zero3+offload+recompute+quant4+flash"),
+        ("torch", "recompute+flash+quant4"),
+        ("megatron", "recompute"),
+    ],
+)
+def test_valid_methods_pass(framework, method):
+    assert method_problem(framework, method) is None
+
+
+@pytest.mark.parametrize(
+    "framework, method, expected",
+    [
+        ("deepspeed", "zero4", "unknown feature zero4"),
+        ("deepspeed", "offload+recompute", "offload needs zero2 or zero3"),
+        ("megatron", "flash", "framework 'megatron' does not offer flash"),
+        ("jax", "baseline", "unknown framework 'jax'"),
+    ],
+)
+def test_invalid_methods_say_why(framework, method, expected):
+    assert expected in method_problem(framework, method)
+
+
+def test_grid_blocks_cross_frameworks_batches_and_world_sizes_once_each():
+    section = {
+        "models": ["tiny"],
+        "grid": [
+            {"frameworks": {"deepspeed": ["baseline", "zero2"]}, "batches": [1, "max"]},
+            {"frameworks": {"deepspeed": ["zero2"]}, "batches": [1], "world_sizes": [1, 2]},
+        ],
+    }
+    keys = [cell.key for cell in training_cells("pretrain", "cpu", section)]
+    assert keys == [
+        "pretrain/cpu/tiny/deepspeed/baseline/w1/b1",
+        "pretrain/cpu/tiny/deepspeed/baseline/w1/bmax",
+        "pretrain/cpu/tiny/deepspeed/zero2/w1/b1",
+        "pretrain/cpu/tiny/deepspeed/zero2/w1/bmax",
+        "pretrain/cpu/tiny/deepspeed/zero2/w2/b1",
+    ]
