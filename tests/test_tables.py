@@ -102,3 +102,18 @@ def test_scaling_efficiency_is_throughput_over_n_times_single():
     table = scaling_table(cells_frame(records), "pretrain")
     assert list(table["GPUs"]) == [1, 2, 4]  # zero3 has no 1-process twin: left out
     assert list(table["scaling efficiency"]) == [1.0, 0.9, 0.75]
+
+
+def test_a_search_stopped_by_its_limit_says_the_batch_is_a_lower_bound():
+    capped = record("recompute", "max", "ok", {"tokens_per_s": 990.0, "batch_size": 128})
+    capped["settings"] = {"batch_search": {"hit_limit": True, "limit": 128, "probes": []}}
+    table, _ = training_table(cells_frame([capped]), "pretrain")
+    assert table.iloc[0]["max batch"] == ">=128"
+
+
+def test_mfu_is_shown_where_the_device_has_a_peak_and_dropped_where_none_has():
+    gpu = record("baseline", "1", "ok", {"tokens_per_s": 5.0e3, "batch_size": 1, "mfu": 0.2786})
+    table, note = training_table(cells_frame([gpu]), "pretrain")
+    assert table.iloc[0]["b=1 MFU"] == "27.9%" and "MFU:" in note
+    table, note = training_table(cells_frame(RECORDS), "pretrain")
+    assert not [c for c in table.columns if "MFU" in c] and "MFU" not in note

@@ -57,6 +57,8 @@ def cells_frame(records: list[dict]) -> pd.DataFrame:
     for record in records:
         row = cell_row(record)
         row["batch_size"] = (record["metrics"] or {}).get("batch_size")
+        search = (record.get("settings") or {}).get("batch_search") or {}
+        row["search_hit_limit"] = bool(search.get("hit_limit"))  # the true largest may be larger
         row.update(
             {
                 k: v

@@ -76,15 +76,28 @@ def training_table(
             memory_kinds.add(kind)
             if batch == "max":
                 ok = group_row["status"] == "ok"
-                row["max batch"] = (
-                    str(int(group_row["batch_size"])) if ok else shown(group_row, None)
-                )
+                row["max batch"] = max_batch_label(group_row) if ok else shown(group_row, None)
             row[f"{label} tokens/s"] = shown(group_row, group_row.get("tokens_per_s"))
             row[f"{label} memory (GB)"] = shown(group_row, memory)
+            row[f"{label} MFU"] = percent(group_row, group_row.get("mfu"))
         rows.append(row)
+    table = pd.DataFrame(rows)
+    # MFU needs a peak FLOP/s for the device; where no cell has one (CPUs), drop the column
+    without_mfu = [
+        c for c in table.columns if c.endswith(" MFU") and not table[c].str.endswith("%").any()
+    ]
+    table = table.drop(columns=without_mfu)
     kinds = " / ".join(sorted(k for k in memory_kinds if k))
     note = f"tokens/s over all GPUs, padding excluded; memory: peak {kinds} per process, GB"
-    return pd.DataFrame(rows), note
+    if any(c.endswith(" MFU") for c in table.columns):
+        note += "; MFU: model FLOP/s over the GPUs' peak dense bf16 FLOP/s"
+    return table, note
+
+
+def percent(row: pd.Series, value) -> str:
+    if row["status"] != "ok":
+        return STATUS_LABELS[row["status"]]
+    return "-" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
 
 
 def scaling_table(cells: pd.DataFrame, stage: str) -> pd.DataFrame:
@@ -108,6 +121,12 @@ def scaling_table(cells: pd.DataFrame, stage: str) -> pd.DataFrame:
                 "scaling efficiency": round(float(row["tokens_per_s"]) / (n * base), 3),
             })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def max_batch_label(row: pd.Series) -> str:
+    """The batch found; '>=' when the search stopped at its limit with the limit still fitting."""
+    prefix = ">=" if bool(row.get("search_hit_limit", False)) else ""
+    return f"{prefix}{int(row['batch_size'])}"
 
 
 def _by_batch(group: pd.DataFrame) -> dict:

@@ -147,7 +147,7 @@ def run_probe(
         # Its own process group, so every worker of the probe can be stopped at once.
         process = subprocess.Popen(
             launch_command(spec, arguments), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, env=probe_environment(),
         )  # fmt: skip
         try:
             process.wait(timeout=timeout_s)
@@ -166,6 +166,14 @@ def run_probe(
         status, reason = died(process.returncode, log_path)
         return {"status": status, "reason": reason}
     return merge_rank_outcomes(outcomes)
+
+
+def probe_environment() -> dict:
+    """This interpreter's bin folder first on PATH, so JIT-built ops (DeepSpeed's) always build
+    with the environment's pinned ninja: two ninja versions disagree on the build log and each
+    rebuilds what the other built."""
+    bin_dir = str(Path(sys.executable).parent)
+    return dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]))
 
 
 def merge_rank_outcomes(outcomes: list[dict]) -> dict:
