@@ -10,6 +10,7 @@ python3 -m venv .venv
 DS_BUILD_OPS=0 .venv/bin/pip install --quiet -c envs/constraints.txt -e ".[dev,gpu,frameworks]"
 # DeepSpeed compiles its CPU communication op on first use: compile it once here, not inside a
 # measuring process whose memory is capped (with the venv's ninja, as the measuring processes do).
-PATH="$PWD/.venv/bin:$PATH" .venv/bin/python -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder as B; B().load()" \
+PATH="$PWD/.venv/bin:$PATH" TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$PWD/.venv/torch_extensions}" \
+    .venv/bin/python -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder as B; B().load()" \
     >/dev/null 2>&1 || echo "llmdissect: DeepSpeed's CPU communication op did not build (needs g++)"
 echo "llmdissect: environment ready in .venv"

@@ -169,11 +169,15 @@ def run_probe(
 
 
 def probe_environment() -> dict:
-    """This interpreter's bin folder first on PATH, so JIT-built ops (DeepSpeed's) always build
-    with the environment's pinned ninja: two ninja versions disagree on the build log and each
-    rebuilds what the other built."""
-    bin_dir = str(Path(sys.executable).parent)
-    return dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]))
+    """JIT-built ops (DeepSpeed's) are built once per environment and then reused: with its own
+    pinned ninja first on PATH (two ninja versions disagree on the build log and each rebuilds
+    what the other built) and, unless set, a build folder inside the environment (another clone's
+    build in the shared default folder would be rebuilt over)."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    if os.access(sys.prefix, os.W_OK):  # a virtual environment, not a read-only system Python
+        env.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
+    return env
 
 
 def merge_rank_outcomes(outcomes: list[dict]) -> dict:
