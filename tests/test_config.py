@@ -100,6 +100,15 @@ def first_block(config):
             "pretrain.megatron.pipeline_parallel: 2 is greater than the maximum of 1",
         ),
         (
+            lambda c: c.update(
+                finetune={
+                    "models": ["tiny"],
+                    "grid": [{"frameworks": {"torch": ["recompute"]}, "batches": [1]}],
+                }  # fmt: skip
+            ),
+            "config key finetune.grid[0].frameworks.torch[0]: method 'recompute': a fine-tuning",
+        ),
+        (
             lambda c: c.update(aggregate={"import_dirs": ["reference/nowhere"]}),
             "aggregate.import_dirs[0]: no folder 'reference/nowhere'",
         ),

@@ -1,7 +1,7 @@
 import pytest
 
 from llmdissect.cells import training_cells
-from llmdissect.methods import method_problem, parse_method
+from llmdissect.methods import method_problem, parse_method, stage_problem
 
 
 def test_baseline_has_no_features_and_combinations_split_on_plus():
@@ -17,6 +17,9 @@ def test_baseline_has_no_features_and_combinations_split_on_plus():
         ("deepspeed", "zero3+offload+recompute+quant4+flash"),
         ("torch", "recompute+flash+quant4"),
         ("megatron", "recompute"),
+        ("torch", "qlora"),
+        ("deepspeed", "zero3+offload+recompute+flash+lora"),
+        ("deepspeed", "zero2+offload+recompute+flash+qlora"),
     ],
 )
 def test_valid_methods_pass(framework, method):
@@ -30,6 +33,10 @@ def test_valid_methods_pass(framework, method):
         ("deepspeed", "offload+recompute", "offload needs zero2 or zero3"),
         ("megatron", "flash", "framework 'megatron' does not offer flash"),
         ("jax", "baseline", "unknown framework 'jax'"),
+        ("torch", "lora+qlora", "lora and qlora exclude each other"),
+        ("torch", "quant4+lora", "is qlora; drop quant4"),
+        ("deepspeed", "zero3+qlora", "ZeRO-3 cannot partition 4-bit weights"),
+        ("megatron", "lora", "framework 'megatron' does not offer lora"),
     ],
 )
 def test_invalid_methods_say_why(framework, method, expected):
@@ -52,3 +59,10 @@ def test_grid_blocks_cross_frameworks_batches_and_world_sizes_once_each():
         "pretrain/cpu/tiny/deepspeed/zero2/w1/bmax",
         "pretrain/cpu/tiny/deepspeed/zero2/w2/b1",
     ]
+
+
+def test_fine_tuning_methods_train_adapters_and_pre_training_methods_do_not():
+    assert stage_problem("finetune", "zero2+lora") is None
+    assert stage_problem("pretrain", "zero2") is None
+    assert "needs lora or qlora" in stage_problem("finetune", "zero2")
+    assert "qlora belongs under finetune" in stage_problem("pretrain", "qlora")

@@ -4,6 +4,7 @@ from llmdissect.models import (
     LLAMA2_SHAPES,
     build_hf_model,
     forward_flops_per_token,
+    matmul_param_count,
     param_count,
     shape_from_config,
     training_flops_per_token,
@@ -52,3 +53,13 @@ def test_custom_shapes_come_before_the_zoo_and_unknown_names_are_named():
     assert shape_from_config("mine", custom).hidden_size == 32
     with pytest.raises(KeyError, match="unknown model 'nope'"):
         shape_from_config("nope", custom)
+
+
+def test_frozen_weights_cost_forward_and_input_gradients_but_no_weight_gradients():
+    shape = LLAMA2_SHAPES["llama2-7b"]
+    m, adapters = matmul_param_count(shape), 40_000_000
+    attention = 4 * 32 * 350 * 4096
+    lora = training_flops_per_token(shape, 350, matmul_params=m + adapters,
+                                    trainable_matmul_params=adapters)  # fmt: skip
+    assert lora == 4 * (m + adapters) + 2 * adapters + 3 * attention
+    assert lora < training_flops_per_token(shape, 350)  # about two thirds of full training

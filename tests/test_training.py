@@ -126,3 +126,28 @@ def test_quantized_weights_are_frozen_and_counted(spec, tmp_path):
     assert metrics["params_trainable"] == embedding_and_head + norms
     assert metrics["params_total"] == param_count(shape)
     assert outcome["details"]["quantized_linears"] == 7 * shape.num_layers
+
+
+LORA = {"rank": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+
+
+@pytest.mark.parametrize(
+    "framework, method, base",
+    [
+        ("torch", "lora", "float32"),
+        ("torch", "qlora", "NF4"),
+        ("deepspeed", "zero2+lora", "float32"),
+    ],
+)
+def test_fine_tuning_trains_only_the_adapters(spec, tmp_path, framework, method, base):
+    spec.framework, spec.method, spec.options = framework, method, {"lora": LORA}
+    outcome = run_probe(spec, tmp_path / "work", "f", keep_steps=False, timeout_s=600)
+    assert outcome["status"] == "ok", outcome
+    metrics, shape = outcome["metrics"], spec.shape
+    # A (rank x in) and B (out x rank) on q and v of every layer; q and v are hidden x hidden here
+    adapters = shape.num_layers * 2 * (2 * LORA["rank"] * shape.hidden_size)
+    assert metrics["params_trainable"] == adapters
+    assert metrics["params_total"] == param_count(shape) + adapters
+    assert metrics["matmul_params_trainable"] == adapters
+    assert "LoRA adapters only (rank 4" in outcome["details"]["trained"]
+    assert base in outcome["details"]["trained"]

@@ -9,7 +9,7 @@ import jsonschema
 import yaml
 
 from .cells import SINGLE_PROCESS_FRAMEWORKS
-from .methods import method_problem
+from .methods import method_problem, stage_problem
 from .models import shape_from_config
 
 
@@ -72,6 +72,9 @@ def check_config(config: dict, schema: dict) -> dict:
     return config
 
 
+TRAINING_STAGES = ("pretrain", "finetune")
+
+
 def semantic_problems(config: dict) -> list[str]:
     problems = []
     if config["platform"] not in config["platforms"]:
@@ -91,12 +94,23 @@ def semantic_problems(config: dict) -> list[str]:
                 f"config key model_shapes.{name}: hidden_size must divide by num_heads "
                 "and num_heads by num_kv_heads"
             )
-    pretrain = config["pretrain"]
-    for i, model in enumerate(pretrain["models"]):
+    for stage in TRAINING_STAGES:
+        if stage in config:
+            problems += training_stage_problems(stage, config[stage], config)
+    for i, folder in enumerate(config["aggregate"]["import_dirs"]):
+        if not Path(folder).is_dir():
+            problems.append(f"config key aggregate.import_dirs[{i}]: no folder {folder!r}")
+    return problems
+
+
+def training_stage_problems(stage: str, section: dict, config: dict) -> list[str]:
+    problems = []
+    data = config["data"]
+    for i, model in enumerate(section["models"]):
         try:
             shape = shape_from_config(model, config["model_shapes"])
         except KeyError as error:
-            problems.append(f"config key pretrain.models[{i}]: {error.args[0]}")
+            problems.append(f"config key {stage}.models[{i}]: {error.args[0]}")
             continue
         longest = data["seq_len"] + data["seq_len_spread"]
         if longest > shape.max_seq_len:
@@ -104,25 +118,22 @@ def semantic_problems(config: dict) -> list[str]:
                 f"config key data.seq_len: samples up to {longest} tokens exceed model {model!r}'s "
                 f"max_seq_len {shape.max_seq_len}"
             )
-    for b, block in enumerate(pretrain["grid"]):
+    for b, block in enumerate(section["grid"]):
         for framework, methods in block["frameworks"].items():
-            where = f"pretrain.grid[{b}].frameworks.{framework}"
+            where = f"{stage}.grid[{b}].frameworks.{framework}"
             for m, method in enumerate(methods):
-                problem = method_problem(framework, method)
+                problem = method_problem(framework, method) or stage_problem(stage, method)
                 if problem:
                     problems.append(f"config key {where}[{m}]: {problem}")
             if framework in SINGLE_PROCESS_FRAMEWORKS and block["world_sizes"] != [1]:
                 problems.append(
-                    f"config key pretrain.grid[{b}].world_sizes: framework {framework!r} runs one "
+                    f"config key {stage}.grid[{b}].world_sizes: framework {framework!r} runs one "
                     "process; list it in a block whose world_sizes is [1]"
                 )
-    search = pretrain["max_batch_search"]
+    search = section["max_batch_search"]
     if search["start"] > search["limit"]:
         problems.append(
-            "config key pretrain.max_batch_search.start: larger than limit "
+            f"config key {stage}.max_batch_search.start: larger than limit "
             f"({search['start']} > {search['limit']})"
         )
-    for i, folder in enumerate(config["aggregate"]["import_dirs"]):
-        if not Path(folder).is_dir():
-            problems.append(f"config key aggregate.import_dirs[{i}]: no folder {folder!r}")
     return problems

@@ -12,11 +12,14 @@ FEATURES = {
     "embedding, norms and LM head trained",
     "flash": "FlashAttention: the flash-attn package if importable, else torch SDPA held to its "
     "flash kernel",
+    "lora": "PEFT LoRA adapters trained on frozen base weights in the run's dtype",
+    "qlora": "QLoRA: PEFT LoRA adapters trained on frozen NF4 (double-quantized) base weights",
 }
+ADAPTERS = {"lora", "qlora"}  # what makes a method a fine-tuning one
 
 FRAMEWORK_FEATURES = {
-    "torch": {"recompute", "flash", "quant4"},
-    "deepspeed": {"zero2", "zero3", "offload", "recompute", "flash", "quant4"},
+    "torch": {"recompute", "flash", "quant4", "lora", "qlora"},
+    "deepspeed": {"zero2", "zero3", "offload", "recompute", "flash", "quant4", "lora", "qlora"},
     "megatron": {"recompute"},
 }
 
@@ -42,4 +45,21 @@ def method_problem(framework: str, method: str) -> str | None:
         return f"method {method!r}: zero2 and zero3 exclude each other"
     if "offload" in features and not features & {"zero2", "zero3"}:
         return f"method {method!r}: offload needs zero2 or zero3"
+    if {"lora", "qlora"} <= features:
+        return f"method {method!r}: lora and qlora exclude each other"
+    if "quant4" in features and features & ADAPTERS:
+        return f"method {method!r}: 4-bit base weights with adapters is qlora; drop quant4"
+    if {"qlora", "zero3"} <= features:
+        # ZeRO-3 partitions parameters as flat bf16 tensors; packed 4-bit weights are not that
+        return f"method {method!r}: ZeRO-3 cannot partition 4-bit weights; use zero2 with qlora"
+    return None
+
+
+def stage_problem(stage: str, method: str) -> str | None:
+    """Fine-tuning trains adapters; pre-training trains the model itself."""
+    adapters = parse_method(method) & ADAPTERS
+    if stage == "finetune" and not adapters:
+        return f"method {method!r}: a fine-tuning method needs lora or qlora"
+    if stage == "pretrain" and adapters:
+        return f"method {method!r}: {', '.join(sorted(adapters))} belongs under finetune"
     return None

@@ -80,13 +80,27 @@ def forward_flops_per_token(shape: ModelShape, seq_len: int) -> float:
     return 2.0 * matmul_param_count(shape) + 4.0 * shape.num_layers * seq_len * shape.hidden_size
 
 
-def training_flops_per_token(shape: ModelShape, seq_len: int, recompute: bool = False) -> float:
-    """Model FLOPs of one training token: forward + backward (twice the forward) = 3 forwards.
+def training_flops_per_token(
+    shape: ModelShape,
+    seq_len: int,
+    recompute: bool = False,
+    matmul_params: int | None = None,
+    trainable_matmul_params: int | None = None,
+) -> float:
+    """Model FLOPs of one training token, counting frozen weights honestly.
 
-    With recompute=True the forward is run again in the backward pass (hardware FLOPs, for HFU).
+    Forward: 2 per matmul parameter M, plus attention A = 4 x layers x seq x hidden. Backward: 2 x M
+    for the input gradients (every layer needs them while anything below it trains), 2 x T for the
+    weight gradients of the trainable matmul parameters T only, and 2 x A. Total 4M + 2T + 3A;
+    with everything trained (T = M) that is the usual 3 forwards. M and T default to the shape's
+    matmul parameters (full training); LoRA's adapters add to M and are all of T.
+    With recompute=True the forward runs again in the backward pass (hardware FLOPs, for HFU).
     """
-    passes = 4.0 if recompute else 3.0
-    return passes * forward_flops_per_token(shape, seq_len)
+    m = matmul_param_count(shape) if matmul_params is None else matmul_params
+    t = m if trainable_matmul_params is None else trainable_matmul_params
+    attention = 4.0 * shape.num_layers * seq_len * shape.hidden_size
+    flops = 4.0 * m + 2.0 * t + 3.0 * attention
+    return flops + (2.0 * m + attention if recompute else 0.0)
 
 
 def build_hf_model(shape: ModelShape, dtype: str = "float32", attention: str = "sdpa"):

@@ -123,6 +123,30 @@ def scaling_table(cells: pd.DataFrame, stage: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def size_ratio_table(
+    cells: pd.DataFrame, stage: str, small: str = "llama2-7b", large: str = "llama2-13b"
+) -> pd.DataFrame:
+    """Throughput of the larger model over the smaller one's, for every configuration measured
+    on both (the study: 13B fine-tunes about 30% slower than 7B)."""
+    ok = cells[(cells["stage"] == stage) & (cells["status"] == "ok")] if len(cells) else cells
+    rows = []
+    keys = ["platform", "framework", "method", "world_size", "batch"]
+    for (platform, framework, method, world_size, batch), group in (
+        ok.groupby(keys, sort=False) if len(ok) else []
+    ):
+        speed = dict(zip(group["model"], group["tokens_per_s"], strict=True))
+        if small not in speed or large not in speed:
+            continue
+        ratio = speed[large] / speed[small]
+        rows.append({
+            "platform": platform, "framework": framework, "method": method, "GPUs": int(world_size),
+            "batch": batch, f"{small} tokens/s": round(speed[small], 1),
+            f"{large} tokens/s": round(speed[large], 1), f"{large} / {small}": round(ratio, 3),
+            "slower by": f"{100 * (1 - ratio):.0f}%",
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def max_batch_label(row: pd.Series) -> str:
     """The batch found; '>=' when the search stopped at its limit with the limit still fitting."""
     prefix = ">=" if bool(row.get("search_hit_limit", False)) else ""

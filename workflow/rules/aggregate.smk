@@ -1,13 +1,7 @@
+from llmdissect.render import TABLE_NAMES
+
 TABLES = expand(
-    "results/tables/{table}.{ext}",
-    table=[
-        "table1_hardware",
-        "table2_frameworks",
-        "table3_methods_b1",
-        "table4_methods_max",
-        "fig4_scaling",
-    ],
-    ext=["md", "csv", "tex"],
+    "results/tables/{table}.{ext}", table=TABLE_NAMES, ext=["md", "csv", "tex"]
 )
 
 
@@ -39,13 +33,7 @@ rule render_tables:
                 caption=f"../report/{name}.rst",
                 category="Tables",
             )
-            for name in [
-                "table1_hardware",
-                "table2_frameworks",
-                "table3_methods_b1",
-                "table4_methods_max",
-                "fig4_scaling",
-            ]
+            for name in TABLE_NAMES
         },
         other_formats=[t for t in TABLES if not t.endswith(".csv")],
     log:

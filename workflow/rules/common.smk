@@ -34,8 +34,16 @@ wildcard_constraints:
     method=r"[A-Za-z0-9_+-]+",
 
 
-def pretrain_cells():
-    return training_cells("pretrain", PLATFORM, config["pretrain"])
+TRAINING_STAGES = [stage for stage in ("pretrain", "finetune") if stage in config]
+
+
+def measured_cells():
+    """Every training cell of the config: pre-training, then fine-tuning."""
+    return [
+        cell
+        for stage in TRAINING_STAGES
+        for cell in training_cells(stage, PLATFORM, config[stage])
+    ]
 
 
 def record_path(cell):
@@ -43,7 +51,7 @@ def record_path(cell):
 
 
 def measured_records():
-    return [record_path(cell) for cell in pretrain_cells()]
+    return [record_path(cell) for cell in measured_cells()]
 
 
 def imported_records():
@@ -54,7 +62,9 @@ def imported_records():
 
 
 def data_models():
-    return list(dict.fromkeys(config["pretrain"]["models"]))
+    return list(
+        dict.fromkeys(m for stage in TRAINING_STAGES for m in config[stage]["models"])
+    )
 
 
 def final_targets():

@@ -1,22 +1,27 @@
 FIGURES = expand(
     "results/figures/{figure}.{ext}",
-    figure=["pretrain_throughput", "pretrain_method_tradeoff"],
+    figure=[
+        *[f"{stage}_throughput" for stage in TRAINING_STAGES],
+        "pretrain_method_tradeoff",
+    ],
     ext=["png", "pdf"],
 )
 
 
-rule figure_pretrain_throughput:
+rule figure_training_throughput:
     input:
         cells="results/tidy/cells.parquet",
     output:
         png=report(
-            "results/figures/pretrain_throughput.png",
-            caption="../report/pretrain_throughput.rst",
+            "results/figures/{stage}_throughput.png",
+            caption="../report/training_throughput.rst",
             category="Figures",
         ),
-        pdf="results/figures/pretrain_throughput.pdf",
+        pdf="results/figures/{stage}_throughput.pdf",
     log:
-        "results/logs/figures/pretrain_throughput.log",
+        "results/logs/figures/{stage}_throughput.log",
+    wildcard_constraints:
+        stage="pretrain|finetune",
     conda:
         "../../envs/pipeline.yaml"
     script:

@@ -5,4 +5,5 @@ from llmdissect.rule_io import logged
 
 with logged(snakemake.log[0]):
     cells = pd.read_parquet(snakemake.input.cells)
-    training_throughput_figure(cells, "pretrain", snakemake.output.png, snakemake.output.pdf)
+    out, stage = snakemake.output, snakemake.wildcards.stage
+    training_throughput_figure(cells, stage, out.png, out.pdf)

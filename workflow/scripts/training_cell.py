@@ -5,7 +5,7 @@ from llmdissect.data import file_sha256
 from llmdissect.models import shape_from_config
 from llmdissect.rule_io import echo, exit_on_sigterm, logged
 from llmdissect.training.cell import SearchSettings, run_training_cell
-from llmdissect.training.spec import TrainSpec
+from llmdissect.training.spec import TrainSpec, training_options
 
 exit_on_sigterm()
 with logged(snakemake.log[0]):
@@ -29,7 +29,7 @@ with logged(snakemake.log[0]):
         seed=params.seed,
         memory_limit_gb=platform["memory_limit_gb"],
         world_size=cell.world_size,
-        options=dict(settings["megatron"]) if w.framework == "megatron" else {},
+        options=training_options(settings, params.stage, w.framework),
     )
     run_training_cell(
         cell,

@@ -1,5 +1,5 @@
 """The HF Llama model with a method's features applied: attention kernel, recomputation, 4-bit
-weights. Shared by every framework that trains the transformers model."""
+weights, LoRA adapters. Shared by every framework that trains the transformers model."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def build_training_model(spec: TrainSpec, device: str):
     with torch.device(device):  # random init straight on the device: seconds, not minutes, at 7B
         model = build_hf_model(spec.shape, dtype=spec.dtype, attention=attention)
     details = {"attention": attention, "recompute": "recompute" in features}
-    if "quant4" in features:
+    if features & {"quant4", "qlora"}:
         swapped = quantize_decoder_linears(model, TORCH_DTYPES[spec.dtype])
         details["quantized_linears"] = swapped
         details["trained"] = "embedding, RMSNorm weights and LM head (4-bit projections frozen)"
@@ -82,16 +82,56 @@ def build_training_model(spec: TrainSpec, device: str):
     model.to(device)
     if "recompute" in features:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if features & {"lora", "qlora"}:
+        model = add_lora_adapters(model, spec.options["lora"])
+        base = "NF4 double-quantized" if "qlora" in features else spec.dtype
+        lora = spec.options["lora"]
+        details["trained"] = (
+            f"LoRA adapters only (rank {lora['rank']}, alpha {lora['alpha']}, on "
+            f"{', '.join(lora['target_modules'])}); every base weight frozen ({base})"
+        )
+        details["lora"] = dict(lora)
     model.train()
     return model, details
 
 
+def add_lora_adapters(model, lora: dict):
+    """PEFT LoRA on the named projections; PEFT freezes every other parameter."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=lora["rank"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=list(lora["target_modules"]),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def element_count(parameter) -> int:
+    """A packed 4-bit weight counts the elements it stands for."""
+    shape = getattr(getattr(parameter, "quant_state", None), "shape", None)
+    return shape.numel() if shape is not None else parameter.numel()
+
+
 def parameter_counts(model) -> dict:
-    """Parameters as the model holds them; a packed 4-bit weight counts its original elements."""
-    total = trainable = 0
+    """Parameters as the model holds them, and those of its matrix multiplies (every Linear: the
+    projections, LoRA's A and B, the LM head), for the FLOP count."""
+    total = trainable = matmul = matmul_trainable = 0
     for parameter in model.parameters():
-        shape = getattr(getattr(parameter, "quant_state", None), "shape", None)
-        count = shape.numel() if shape is not None else parameter.numel()
+        count = element_count(parameter)
         total += count
         trainable += count if parameter.requires_grad else 0
-    return {"params_total": total, "params_trainable": trainable}
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            count = element_count(module.weight)
+            matmul += count
+            matmul_trainable += count if module.weight.requires_grad else 0
+    return {
+        "params_total": total,
+        "params_trainable": trainable,
+        "matmul_params": matmul,
+        "matmul_params_trainable": matmul_trainable,
+    }

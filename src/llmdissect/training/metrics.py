@@ -25,6 +25,8 @@ def step_metrics(
     peak_tflops: float | None,
     world_size: int = 1,
     data_parallel_size: int = 1,
+    matmul_params: int | None = None,
+    trainable_matmul_params: int | None = None,
 ) -> dict:
     measured = [s for s in steps if not s.warmup]
     times = [s.time_ms for s in measured]
@@ -32,8 +34,9 @@ def step_metrics(
     tokens = sum(s.tokens for s in measured)
     padded = sum(s.padded_tokens for s in measured)
     tokens_per_s = tokens / seconds
-    model_flops = training_flops_per_token(shape, seq_len) * tokens_per_s
-    hardware_flops = training_flops_per_token(shape, seq_len, recompute=recompute) * tokens_per_s
+    counts = dict(matmul_params=matmul_params, trainable_matmul_params=trainable_matmul_params)
+    model_flops = training_flops_per_token(shape, seq_len, **counts) * tokens_per_s
+    hardware_flops = training_flops_per_token(shape, seq_len, recompute, **counts) * tokens_per_s
     peak_total = peak_tflops * 1e12 * world_size if peak_tflops else None
     return {
         "measured_steps": len(measured),

@@ -77,6 +77,7 @@ def measure(spec: TrainSpec, steps_path: Path | None, rank: int) -> dict:
             for step in steps:
                 f.write(json.dumps(asdict(step)) + "\n")
     device_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
+    counts = trainer.parameter_counts()
     metrics = step_metrics(
         steps,
         spec.shape,
@@ -86,9 +87,11 @@ def measure(spec: TrainSpec, steps_path: Path | None, rank: int) -> dict:
         peak_tflops=peak_tflops(device_name),
         world_size=spec.world_size,
         data_parallel_size=data_size,
+        matmul_params=counts.get("matmul_params"),
+        trainable_matmul_params=counts.get("matmul_params_trainable"),
     )
     metrics.update(peak_memory(device, device_peak))
-    metrics.update(trainer.parameter_counts())
+    metrics.update(counts)
     metrics["batch_size"] = spec.batch_size
     metrics["global_batch_size"] = spec.batch_size * data_size
     metrics["world_size"] = spec.world_size

@@ -43,3 +43,11 @@ class TrainSpec:
 
     def write(self, path: Path) -> None:
         Path(path).write_text(self.to_json())
+
+
+def training_options(settings: dict, stage: str, framework: str) -> dict:
+    """Framework- and stage-specific settings a probe needs: Megatron's parallel sizes, LoRA."""
+    options = dict(settings["megatron"]) if framework == "megatron" else {}
+    if stage == "finetune":
+        options["lora"] = dict(settings["lora"])
+    return options
