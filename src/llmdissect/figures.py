@@ -69,9 +69,10 @@ def training_throughput_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: 
     axes[1].invert_yaxis()  # shared axis: undo the second flip
     handles = [plt.Rectangle((0, 0), 1, 1, color=f"C{i}") for i in range(len(batches))]
     labels = ["largest batch" if b == "max" else f"batch {b}" for b in batches]
-    axes[0].legend(handles, labels, loc="lower right", fontsize=8)
-    figure.suptitle(f"{stage}: throughput and memory per configuration")
-    figure.tight_layout()
+    # above the panels, where no bar can sit under it
+    figure.legend(handles, labels, loc="upper right", ncol=max(1, len(labels)), fontsize=8)
+    figure.suptitle(f"{stage}: throughput and memory per configuration", x=0.3)
+    figure.tight_layout(rect=(0, 0, 1, 0.95))
     save(figure, png, pdf)
 
 

@@ -12,6 +12,7 @@ from ..methods import parse_method
 from ..models import build_hf_model
 from .spec import TrainSpec
 
+INIT_STD = 0.02  # transformers' initializer_range for Llama
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -33,10 +34,12 @@ def attention_context(attention: str):
     return sdpa_kernel(SDPBackend.FLASH_ATTENTION)
 
 
-def quantize_decoder_linears(model, compute_dtype: torch.dtype) -> int:
-    """Swap every projection of the decoder layers for a frozen NF4 (double-quantized) layer.
+def quantize_decoder_linears(model, compute_dtype: torch.dtype, device: str) -> int:
+    """Give every projection of the decoder layers a frozen NF4 (double-quantized) weight.
 
-    The weights are quantized when the model moves to its device. Returns how many were swapped.
+    The model comes from the meta device: each projection gets random weights on the target
+    device and is quantized at once, so the unquantized projections never exist all together
+    (a 70B model's bf16 projections would not fit an 80 GB GPU). Returns how many were swapped.
     """
     import bitsandbytes as bnb
 
@@ -53,16 +56,40 @@ def quantize_decoder_linears(model, compute_dtype: torch.dtype) -> int:
                     compute_dtype=compute_dtype,
                     compress_statistics=True,  # double quantization
                     quant_type="nf4",
+                    device="meta",
                 )
+                weight = torch.empty(child.weight.shape, dtype=compute_dtype, device=device)
                 quantized.weight = bnb.nn.Params4bit(
-                    child.weight.data,
+                    weight.normal_(0.0, INIT_STD),
                     requires_grad=False,
                     compress_statistics=True,
                     quant_type="nf4",
-                )
+                ).to(device)  # quantizes here
                 setattr(parent, name, quantized)
                 swapped += 1
     return swapped
+
+
+def materialize_meta_tensors(model, device: str) -> None:
+    """Random weights on the device for what the meta build left empty (embedding, norms, LM
+    head), initialised as transformers does, and the rotary tables recomputed."""
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+    for module in model.modules():
+        for name, parameter in list(module.named_parameters(recurse=False)):
+            if not parameter.is_meta:
+                continue
+            value = torch.empty_like(parameter, device=device)
+            if "Norm" in type(module).__name__:
+                value.fill_(1.0)
+            else:
+                value.normal_(0.0, INIT_STD)
+            module._parameters[name] = torch.nn.Parameter(value, parameter.requires_grad)
+    with torch.device(device):
+        model.model.rotary_emb = LlamaRotaryEmbedding(config=model.config)
+    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise RuntimeError(f"tensors left on the meta device: {', '.join(left[:5])}")
 
 
 def build_training_model(spec: TrainSpec, device: str):
@@ -70,16 +97,19 @@ def build_training_model(spec: TrainSpec, device: str):
     features = parse_method(spec.method)
     attention = attention_choice(features, device)
     torch.manual_seed(spec.seed)
-    with torch.device(device):  # random init straight on the device: seconds, not minutes, at 7B
-        model = build_hf_model(spec.shape, dtype=spec.dtype, attention=attention)
     details = {"attention": attention, "recompute": "recompute" in features}
     if features & {"quant4", "qlora"}:
-        swapped = quantize_decoder_linears(model, TORCH_DTYPES[spec.dtype])
-        details["quantized_linears"] = swapped
+        with torch.device("meta"):  # no memory: weights are made layer by layer, quantized
+            model = build_hf_model(spec.shape, dtype=spec.dtype, attention=attention)
+        details["quantized_linears"] = quantize_decoder_linears(
+            model, TORCH_DTYPES[spec.dtype], device
+        )
+        materialize_meta_tensors(model, device)
         details["trained"] = "embedding, RMSNorm weights and LM head (4-bit projections frozen)"
     else:
+        with torch.device(device):  # random init straight on the device: seconds at 7B
+            model = build_hf_model(spec.shape, dtype=spec.dtype, attention=attention)
         details["trained"] = "every parameter"
-    model.to(device)
     if "recompute" in features:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if features & {"lora", "qlora"}:
