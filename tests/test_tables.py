@@ -6,6 +6,7 @@ from llmdissect.records import make_record, now_iso
 from llmdissect.tables import (
     hardware_table,
     scaling_table,
+    size_ratio_table,
     to_latex,
     training_table,
     write_table,
@@ -117,3 +118,18 @@ def test_mfu_is_shown_where_the_device_has_a_peak_and_dropped_where_none_has():
     assert table.iloc[0]["b=1 MFU"] == "27.9%" and "MFU:" in note
     table, note = training_table(cells_frame(RECORDS), "pretrain")
     assert not [c for c in table.columns if "MFU" in c] and "MFU" not in note
+
+
+def test_the_13b_over_7b_ratio_pairs_configurations_measured_on_both():
+    records = []
+    for model, speed in [("llama2-7b", 1000.0), ("llama2-13b", 700.0)]:
+        r = record("lora", "1", "ok", {"tokens_per_s": speed, "batch_size": 1})
+        r["cell"].update(stage="finetune", model=model)
+        r["key"] = f"finetune/cpu/{model}/torch/lora/w1/b1"
+        records.append(r)
+    lonely = record("qlora", "1", "ok", {"tokens_per_s": 500.0, "batch_size": 1})
+    lonely["cell"].update(stage="finetune", model="llama2-7b")
+    table = size_ratio_table(cells_frame([*records, lonely]), "finetune")
+    assert list(table["method"]) == ["lora"]  # qlora has no 13B twin
+    assert table.iloc[0]["llama2-13b / llama2-7b"] == 0.7
+    assert table.iloc[0]["slower by"] == "30%"

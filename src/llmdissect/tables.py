@@ -183,12 +183,14 @@ def to_latex(frame: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(frame: pd.DataFrame, stem: Path, title: str, note: str = "") -> None:
-    """stem.md, stem.csv and stem.tex; an empty table still says so."""
+def write_table(
+    frame: pd.DataFrame, stem: Path, title: str, note: str = "", empty: str = "no cells measured"
+) -> None:
+    """stem.md, stem.csv and stem.tex; an empty table still says why it is empty."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(stem.with_suffix(".csv"), index=False)
-    body = to_markdown(frame) if len(frame) else "_no cells measured_\n"
+    body = to_markdown(frame) if len(frame) else f"_{empty}_\n"
     stem.with_suffix(".md").write_text(f"### {title}\n\n{body}" + (f"\n{note}\n" if note else ""))
     stem.with_suffix(".tex").write_text(to_latex(frame, f"{title}. {note}".strip(". ")))
 
