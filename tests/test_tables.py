@@ -133,3 +133,9 @@ def test_the_13b_over_7b_ratio_pairs_configurations_measured_on_both():
     assert list(table["method"]) == ["lora"]  # qlora has no 13B twin
     assert table.iloc[0]["llama2-13b / llama2-7b"] == 0.7
     assert table.iloc[0]["slower by"] == "30%"
+
+
+def test_no_records_give_empty_tables_not_errors():
+    cells = cells_frame([])
+    assert training_table(cells, "finetune")[0].empty
+    assert scaling_table(cells, "pretrain").empty and size_ratio_table(cells, "finetune").empty

@@ -68,8 +68,9 @@ def cells_frame(records: list[dict]) -> pd.DataFrame:
         )
         row["gpu"] = gpu_label(record["environment"])
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    return frame.sort_values("key").reset_index(drop=True) if len(frame) else frame
+    if not rows:
+        return pd.DataFrame(columns=[*CELL_COLUMNS, "batch_size", "search_hit_limit", "gpu"])
+    return pd.DataFrame(rows).sort_values("key").reset_index(drop=True)
 
 
 def gpu_label(environment: dict) -> str:

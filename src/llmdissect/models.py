@@ -105,13 +105,18 @@ def training_flops_per_token(
 
 def build_hf_model(shape: ModelShape, dtype: str = "float32", attention: str = "sdpa"):
     """A randomly initialised transformers LlamaForCausalLM of the given shape."""
-    import torch
     from transformers import LlamaForCausalLM
 
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     return LlamaForCausalLM._from_config(
-        hf_config(shape), attn_implementation=attention, dtype=torch_dtype[dtype]
+        hf_config(shape), attn_implementation=attention, dtype=torch_dtype(dtype)
     )
+
+
+def torch_dtype(name: str):
+    """The torch dtype of a config name (float32, bfloat16, float16: torch's own names)."""
+    import torch
+
+    return getattr(torch, name)
 
 
 def hf_config(shape: ModelShape):

@@ -18,7 +18,7 @@ def memory_metric(row: pd.Series) -> tuple[float | None, str]:
     return (float(rss), "host RSS") if rss is not None and pd.notna(rss) else (None, "")
 
 
-def shown(row: pd.Series | None, value) -> str:
+def shown(row: pd.Series | None, value, percent: bool = False) -> str:
     """A table cell: the value, or why there is none (OOM, n/a, error), never a blank."""
     if row is None:
         return "not run"
@@ -26,6 +26,8 @@ def shown(row: pd.Series | None, value) -> str:
         return STATUS_LABELS[row["status"]]
     if value is None or pd.isna(value):
         return "-"
+    if percent:
+        return f"{100 * value:.1f}%"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
 
 
@@ -58,10 +60,10 @@ def training_table(
 ) -> tuple[pd.DataFrame, str]:
     """Tables II-IV shape: one row per platform x model x framework x method x world size, a
     column group per batch (b=1, ..., max). Filters keep the listed methods and batches only."""
-    cells = cells[cells["stage"] == stage] if len(cells) else cells
-    if methods is not None and len(cells):
+    cells = cells[cells["stage"] == stage]
+    if methods is not None:
         cells = cells[cells["method"].isin(methods)]
-    if batches is not None and len(cells):
+    if batches is not None:
         cells = cells[cells["batch"].isin(batches)]
     rows, memory_kinds = [], set()
     if not len(cells):
@@ -79,7 +81,7 @@ def training_table(
                 row["max batch"] = max_batch_label(group_row) if ok else shown(group_row, None)
             row[f"{label} tokens/s"] = shown(group_row, group_row.get("tokens_per_s"))
             row[f"{label} memory (GB)"] = shown(group_row, memory)
-            row[f"{label} MFU"] = percent(group_row, group_row.get("mfu"))
+            row[f"{label} MFU"] = shown(group_row, group_row.get("mfu"), percent=True)
         rows.append(row)
     table = pd.DataFrame(rows)
     # MFU needs a peak FLOP/s for the device; where no cell has one (CPUs), drop the column
@@ -94,21 +96,13 @@ def training_table(
     return table, note
 
 
-def percent(row: pd.Series, value) -> str:
-    if row["status"] != "ok":
-        return STATUS_LABELS[row["status"]]
-    return "-" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
-
-
 def scaling_table(cells: pd.DataFrame, stage: str) -> pd.DataFrame:
     """Scaling efficiency (Fig. 4): throughput(N) / (N x throughput(1)) for cells that differ
     only in their number of processes; cells without a measured 1-process twin are left out."""
-    cells = cells[(cells["stage"] == stage) & (cells["status"] == "ok")] if len(cells) else cells
+    cells = cells[(cells["stage"] == stage) & (cells["status"] == "ok")]
     rows = []
     keys = ["platform", "model", "framework", "method", "batch"]
-    for (platform, model, framework, method, batch), group in (
-        cells.groupby(keys, sort=False) if len(cells) else []
-    ):
+    for (platform, model, framework, method, batch), group in cells.groupby(keys, sort=False):
         single = group[group["world_size"] == 1]
         if single.empty or group["world_size"].nunique() < 2:
             continue
@@ -128,12 +122,10 @@ def size_ratio_table(
 ) -> pd.DataFrame:
     """Throughput of the larger model over the smaller one's, for every configuration measured
     on both (the study: 13B fine-tunes about 30% slower than 7B)."""
-    ok = cells[(cells["stage"] == stage) & (cells["status"] == "ok")] if len(cells) else cells
+    ok = cells[(cells["stage"] == stage) & (cells["status"] == "ok")]
     rows = []
     keys = ["platform", "framework", "method", "world_size", "batch"]
-    for (platform, framework, method, world_size, batch), group in (
-        ok.groupby(keys, sort=False) if len(ok) else []
-    ):
+    for (platform, framework, method, world_size, batch), group in ok.groupby(keys, sort=False):
         speed = dict(zip(group["model"], group["tokens_per_s"], strict=True))
         if small not in speed or large not in speed:
             continue

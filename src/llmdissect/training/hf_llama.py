@@ -9,11 +9,10 @@ import importlib.util
 import torch
 
 from ..methods import parse_method
-from ..models import build_hf_model
+from ..models import build_hf_model, torch_dtype
 from .spec import TrainSpec
 
 INIT_STD = 0.02  # transformers' initializer_range for Llama
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def attention_choice(features: frozenset[str], device: str) -> str:
@@ -102,7 +101,7 @@ def build_training_model(spec: TrainSpec, device: str):
         with torch.device("meta"):  # no memory: weights are made layer by layer, quantized
             model = build_hf_model(spec.shape, dtype=spec.dtype, attention=attention)
         details["quantized_linears"] = quantize_decoder_linears(
-            model, TORCH_DTYPES[spec.dtype], device
+            model, torch_dtype(spec.dtype), device
         )
         materialize_meta_tensors(model, device)
         details["trained"] = "embedding, RMSNorm weights and LM head (4-bit projections frozen)"
@@ -113,9 +112,9 @@ def build_training_model(spec: TrainSpec, device: str):
     if "recompute" in features:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if features & {"lora", "qlora"}:
-        model = add_lora_adapters(model, spec.options["lora"])
-        base = "NF4 double-quantized" if "qlora" in features else spec.dtype
         lora = spec.options["lora"]
+        model = add_lora_adapters(model, lora)
+        base = "NF4 double-quantized" if "qlora" in features else spec.dtype
         details["trained"] = (
             f"LoRA adapters only (rank {lora['rank']}, alpha {lora['alpha']}, on "
             f"{', '.join(lora['target_modules'])}); every base weight frozen ({base})"

@@ -194,9 +194,10 @@ def merge_rank_outcomes(outcomes: list[dict]) -> dict:
 
 def died(returncode: int, log_path: Path) -> tuple[str, str]:
     """Status and reason for children that wrote no outcome: killed, or crashed in native code."""
-    tail = log_path.read_text(errors="replace").strip()[-LOG_TAIL_CHARS:]
+    log = log_path.read_text(errors="replace").strip()
+    tail = log[-LOG_TAIL_CHARS:]
     # torchrun exits 1 and reports a worker's SIGKILL in its log
-    worker_killed = "Signal 9 (SIGKILL) received" in tail
+    worker_killed = "Signal 9 (SIGKILL) received" in log
     if returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) or worker_killed:
         return "oom", "probe killed by SIGKILL (the host's out-of-memory killer, most likely)"
     return "error", f"probe exited with code {returncode}: {tail or 'no output'}"

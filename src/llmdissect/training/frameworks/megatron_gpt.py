@@ -6,11 +6,9 @@ from __future__ import annotations
 import torch
 
 from ...methods import parse_method
-from ...models import param_count
+from ...models import param_count, torch_dtype
 from ..spec import TrainSpec
 from .base import Framework, Trainer
-
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class Megatron(Framework):
@@ -37,7 +35,7 @@ def transformer_config(spec: TrainSpec, on_cpu: bool, recompute: bool):
     import torch.nn.functional as F
     from megatron.core.transformer.transformer_config import TransformerConfig
 
-    shape, dtype = spec.shape, TORCH_DTYPES[spec.dtype]
+    shape, dtype = spec.shape, torch_dtype(spec.dtype)
     extra = {}
     if recompute:
         extra = dict(
