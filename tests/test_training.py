@@ -3,12 +3,14 @@
 import json
 
 import pytest
+import torch
 
 from llmdissect.cells import TrainingCell
 from llmdissect.data import training_samples, write_training_samples
 from llmdissect.models import LLAMA2_SHAPES, param_count
 from llmdissect.records import read_record
 from llmdissect.training.cell import SearchSettings, run_training_cell
+from llmdissect.training.memory import is_out_of_memory
 from llmdissect.training.probe import run_probe
 from llmdissect.training.spec import TrainSpec
 
@@ -151,3 +153,17 @@ def test_fine_tuning_trains_only_the_adapters(spec, tmp_path, framework, method,
     assert metrics["matmul_params_trainable"] == adapters
     assert "LoRA adapters only (rank 4" in outcome["details"]["trained"]
     assert base in outcome["details"]["trained"]
+
+
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 448.00 MiB"), True),
+        (RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate`"), True),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory"), True),
+        (RuntimeError("CUDA error: an illegal memory access was encountered"), False),
+        (ValueError("out of memory"), False),
+    ],
+)
+def test_out_of_memory_is_told_from_other_failures(error, expected):
+    assert is_out_of_memory(error) is expected

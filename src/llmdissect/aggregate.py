@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -70,7 +71,13 @@ def cells_frame(records: list[dict]) -> pd.DataFrame:
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=[*CELL_COLUMNS, "batch_size", "search_hit_limit", "gpu"])
-    return pd.DataFrame(rows).sort_values("key").reset_index(drop=True)
+    frame = pd.DataFrame(rows)
+    return frame.sort_values("key", key=lambda keys: keys.map(natural_order)).reset_index(drop=True)
+
+
+def natural_order(text: str) -> tuple:
+    """Numbers compare as numbers, so llama2-7b comes before llama2-13b and b8 before b16."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
 def gpu_label(environment: dict) -> str:

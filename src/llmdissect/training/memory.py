@@ -11,7 +11,13 @@ import resource
 import torch
 
 GB = 2**30
-OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
+# cuBLAS reports a full device as a failed handle or workspace allocation, not as a torch OOM.
+OOM_MARKERS = (
+    "out of memory",
+    "can't allocate memory",
+    "cannot allocate memory",
+    "cublas_status_alloc_failed",
+)
 
 
 def apply_memory_limit(device: str, limit_gb: float | None) -> None:
