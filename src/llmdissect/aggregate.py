@@ -85,3 +85,24 @@ def gpu_label(environment: dict) -> str:
     if not gpus:
         return "cpu"
     return f"{len(gpus)}x {gpus[0]['name']}"
+
+
+def serving_requests_frame(record_paths: list[Path]) -> pd.DataFrame:
+    """One row per completed request of every serving record whose traces lie beside it."""
+    from .serving.metrics import request_rows
+    from .serving.trace import read_traces, trace_path_of
+
+    frames = []
+    for path in record_paths:
+        record = read_record(Path(path))
+        trace_path = trace_path_of(Path(path))
+        if record["cell"]["stage"] != "serve" or record["status"] != "ok" or not trace_path:
+            continue
+        rows = pd.DataFrame(request_rows(read_traces(trace_path)))
+        for name, value in cell_row(record).items():
+            rows[name] = value
+        frames.append(rows)
+    columns = [*CELL_COLUMNS, "request", "output_tokens", "ttft", "tpot", "e2e"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]

@@ -40,3 +40,39 @@ def training_cells(stage: str, platform: str, section: dict) -> list[TrainingCel
                             )
                             cells.setdefault(cell.key, cell)
     return list(cells.values())
+
+
+@dataclass(frozen=True)
+class ServingCell:
+    platform: str
+    model: str
+    engine: str  # a launch template's name under `engines:`
+    workload: str  # a workload's name under `serve.workloads`
+    world_size: int  # tensor-parallel GPUs of the engine
+
+    @property
+    def key(self) -> str:
+        return (
+            f"serve/{self.platform}/{self.model}/{self.engine}/{self.workload}/w{self.world_size}"
+        )
+
+    def as_dict(self) -> dict:
+        # engine and workload fill the columns that training cells call framework and method
+        return {
+            "stage": "serve",
+            "platform": self.platform,
+            "model": self.model,
+            "framework": self.engine,
+            "method": self.workload,
+            "world_size": self.world_size,
+            "batch": "all",
+        }
+
+
+def serving_cells(platform: str, section: dict, engines: dict) -> list[ServingCell]:
+    return [
+        ServingCell(platform, model, engine, workload, engines[engine]["tensor_parallel_size"])
+        for model in section["models"]
+        for engine in section["engines"]
+        for workload in section["workloads"]
+    ]

@@ -97,6 +97,8 @@ def semantic_problems(config: dict) -> list[str]:
     for stage in TRAINING_STAGES:
         if stage in config:
             problems += training_stage_problems(stage, config[stage], config)
+    if "serve" in config:
+        problems += serve_problems(config["serve"], config)
     for i, folder in enumerate(config["aggregate"]["import_dirs"]):
         if not Path(folder).is_dir():
             problems.append(f"config key aggregate.import_dirs[{i}]: no folder {folder!r}")
@@ -136,4 +138,46 @@ def training_stage_problems(stage: str, section: dict, config: dict) -> list[str
             f"config key {stage}.max_batch_search.start: larger than limit "
             f"({search['start']} > {search['limit']})"
         )
+    return problems
+
+
+ENGINE_NEEDS = {"command": "command", "external": "base_url"}
+
+
+def serve_problems(section: dict, config: dict) -> list[str]:
+    problems = []
+    data = config["data"]
+    for i, model in enumerate(section["models"]):
+        try:
+            shape = shape_from_config(model, config["model_shapes"])
+        except KeyError as error:
+            problems.append(f"config key serve.models[{i}]: {error.args[0]}")
+            continue
+        longest = data["prompt_len"] + max(
+            w["max_new_tokens"] for w in section["workloads"].values()
+        )
+        if longest > shape.max_seq_len:
+            problems.append(
+                f"config key data.prompt_len: prompts of {data['prompt_len']} tokens plus the new "
+                f"tokens ({longest}) exceed model {model!r}'s max_seq_len {shape.max_seq_len}"
+            )
+    for i, name in enumerate(section["engines"]):
+        if name not in config["engines"]:
+            known = ", ".join(sorted(config["engines"])) or "none defined"
+            problems.append(
+                f"config key serve.engines[{i}]: no engine {name!r} under engines ({known})"
+            )
+    for name, engine in config["engines"].items():
+        needed = ENGINE_NEEDS.get(engine["kind"])
+        if needed and needed not in engine:
+            problems.append(
+                f"config key engines.{name}.{needed}: required for kind {engine['kind']}"
+            )
+    for name, workload in section["workloads"].items():
+        needed = {"poisson": "rate", "concurrency": "concurrency"}.get(workload["arrivals"])
+        if needed and needed not in workload:
+            problems.append(
+                f"config key serve.workloads.{name}.{needed}: "
+                f"required for {workload['arrivals']} arrivals"
+            )
     return problems

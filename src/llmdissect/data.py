@@ -49,6 +49,17 @@ def write_model_card(shape: ModelShape, out_dir: Path) -> None:
     build_tokenizer(shape.vocab_size).save_pretrained(out_dir)
 
 
+def write_random_weights(shape: ModelShape, out_dir: Path, seed: int = 0) -> None:
+    """A loadable checkpoint of random weights, for engines that cannot make up their own."""
+    import torch
+
+    from .models import build_hf_model
+
+    torch.manual_seed(seed)
+    build_hf_model(shape, dtype="float32").save_pretrained(out_dir)
+    write_model_card(shape, out_dir)
+
+
 def sample_lengths(rng: np.random.Generator, count: int, mean_len: int, spread: int) -> np.ndarray:
     """Lengths uniform in [mean - spread, mean + spread]: the mean is exact in expectation."""
     if spread == 0:

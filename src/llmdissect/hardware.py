@@ -23,3 +23,21 @@ def peak_tflops(device_name: str | None) -> float | None:
     if "H100" in name and "PCIE" not in name:
         matches = [m for m in matches if m != "H100 PCIe"]
     return PEAK_BF16_TFLOPS[max(matches, key=len)] if matches else None
+
+
+def device_memory_gb() -> float | None:
+    """Memory of the first GPU, GB, from nvidia-smi: asking torch would open a CUDA context in
+    this process and take memory from the engine it is about to start."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = out.stdout.split()
+    return float(lines[0]) * 2**20 / 1e9 if out.returncode == 0 and lines else None

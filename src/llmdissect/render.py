@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import cells_frame, find_records, load_records
+from .aggregate import cells_frame, find_records, load_records, serving_requests_frame
 from .figures import method_tradeoff_figure, training_throughput_figure
+from .serving_figures import SERVING_FIGURES, draw_serving_figure
 from .tables import (
     hardware_table,
     scaling_table,
+    serving_table,
     size_ratio_table,
     training_table,
     write_table,
@@ -38,6 +40,12 @@ FINETUNE_TITLE = "Table IX: LoRA and QLoRA fine-tuning, batch 1 and the largest 
 SIZE_RATIO_TITLE = (
     "Table IX check: fine-tuning throughput of 13B over 7B (the study reports 13B about 30% slower)"
 )
+SERVING_TITLE = "Figs. 6-10 in numbers: serving throughput and latency per engine"
+SERVING_NOTE = (
+    "requests: completed of sent; wrong length: completed responses whose token count differs "
+    "from max_tokens; throughput over the makespan (first send to last token); TTFT, TPOT, ITL "
+    "and E2E as defined in the README"
+)
 HARDWARE_TITLE = "Table I: hardware of each platform, from the environment manifests"
 SCALING_TITLE = "Fig. 4 data: scaling efficiency = throughput(N) / (N x throughput(1))"
 FIGURES = {
@@ -51,6 +59,7 @@ TABLE_NAMES = [
     "fig4_scaling",
     "table9_finetune",
     "table9_size_ratio",
+    "serving",
 ]
 
 
@@ -71,6 +80,7 @@ def render_tables(cells: pd.DataFrame, platforms: pd.DataFrame, out: Path) -> li
         "every configuration measured with both model sizes on one platform",
         empty="no configuration was measured with both llama2-7b and llama2-13b",
     )
+    write_table(serving_table(cells), out / "serving", SERVING_TITLE, SERVING_NOTE)
     return [out / name for name in TABLE_NAMES]
 
 
@@ -83,6 +93,11 @@ def render_folder(record_dirs: list[Path], out: Path) -> int:
     render_tables(cells, hardware_table(records), out / "tables")
     for name, (draw, stage) in FIGURES.items():
         draw(cells, stage, out / "figures" / f"{name}.png", out / "figures" / f"{name}.pdf")
+    if (cells["stage"] == "serve").any():
+        requests = serving_requests_frame(paths)
+        for name in SERVING_FIGURES:
+            png, pdf = (out / "figures" / f"{name}.{ext}" for ext in ("png", "pdf"))
+            draw_serving_figure(name, cells, requests, png, pdf)
     return len(records)
 
 

@@ -208,3 +208,39 @@ LATEX_SPECIALS = {
 
 def _latex_escape(text: str) -> str:
     return "".join(LATEX_SPECIALS.get(char, char) for char in text)
+
+
+SERVING_COLUMNS = {
+    "output tokens/s": "output_tokens_per_s",
+    "total tokens/s": "total_tokens_per_s",
+    "requests/s": "requests_per_s",
+    "TTFT median (ms)": "ttft_median_ms",
+    "TTFT p99 (ms)": "ttft_p99_ms",
+    "TPOT median (ms)": "tpot_median_ms",
+    "TPOT p99 (ms)": "tpot_p99_ms",
+    "ITL p99 (ms)": "itl_p99_ms",
+    "E2E median (ms)": "e2e_median_ms",
+    "E2E p99 (ms)": "e2e_p99_ms",
+}
+
+
+def serving_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Figs. 6-10 in numbers: one row per platform x model x engine x workload."""
+    rows = []
+    for _, row in cells[cells["stage"] == "serve"].iterrows():
+        ok = row["status"] == "ok"
+        out = {
+            "platform": row["platform"],
+            "model": row["model"],
+            "engine": row["framework"],
+            "workload": row["method"],
+            "GPUs": row["world_size"],
+            "requests": f"{row.get('completed', 0):.0f} of {row.get('requests', 0):.0f}"
+            if ok
+            else shown(row, None),
+            "wrong length": f"{row.get('token_count_mismatches', 0):.0f}" if ok else "-",
+        }
+        for label, metric in SERVING_COLUMNS.items():
+            out[label] = shown(row, row.get(metric))
+        rows.append(out)
+    return pd.DataFrame(rows)

@@ -14,6 +14,7 @@ rule tidy_results:
         metrics_csv="results/tidy/metrics.csv",
         cells="results/tidy/cells.parquet",
         platforms="results/tidy/platforms.csv",
+        requests="results/tidy/serving_requests.parquet",
     log:
         "results/logs/aggregate/tidy_results.log",
     conda:

@@ -9,7 +9,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in [SOURCE_DIR, os.getenv("PYTHONPATH")] if p)
 )
 
-from llmdissect.cells import training_cells
+from llmdissect.cells import serving_cells, training_cells
 from llmdissect.config import ConfigError, check_config, load_schema
 
 # The whole config is checked before any job is planned: a refused config names each bad key.
@@ -38,12 +38,22 @@ TRAINING_STAGES = [stage for stage in ("pretrain", "finetune") if stage in confi
 
 
 def measured_cells():
-    """Every training cell of the config: pre-training, then fine-tuning."""
-    return [
+    """Every cell of the config: pre-training, fine-tuning, then serving."""
+    cells = [
         cell
         for stage in TRAINING_STAGES
         for cell in training_cells(stage, PLATFORM, config[stage])
     ]
+    if "serve" in config:
+        cells += serving_cells(PLATFORM, config["serve"], config["engines"])
+    return cells
+
+
+def engine_model_dir(engine, model):
+    """Engines that load a checkpoint get random weights; the others make up their own."""
+    if config["engines"][engine]["kind"] == "transformers-serve":
+        return f"results/data/{model}/weights"
+    return f"results/data/{model}/model"
 
 
 def record_path(cell):
@@ -62,9 +72,8 @@ def imported_records():
 
 
 def data_models():
-    return list(
-        dict.fromkeys(m for stage in TRAINING_STAGES for m in config[stage]["models"])
-    )
+    stages = [*TRAINING_STAGES, *(["serve"] if "serve" in config else [])]
+    return list(dict.fromkeys(m for stage in stages for m in config[stage]["models"]))
 
 
 def final_targets():

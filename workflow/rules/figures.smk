@@ -1,8 +1,11 @@
+from llmdissect.serving_figures import SERVING_FIGURES
+
 FIGURES = expand(
     "results/figures/{figure}.{ext}",
     figure=[
         *[f"{stage}_throughput" for stage in TRAINING_STAGES],
         "pretrain_method_tradeoff",
+        *(SERVING_FIGURES if "serve" in config else []),
     ],
     ext=["png", "pdf"],
 )
@@ -44,3 +47,25 @@ rule figure_method_tradeoff:
         "../../envs/pipeline.yaml"
     script:
         "../scripts/figure_method_tradeoff.py"
+
+
+rule figure_serving:
+    input:
+        cells="results/tidy/cells.parquet",
+        requests="results/tidy/serving_requests.parquet",
+    output:
+        png=report(
+            "results/figures/{figure}.png",
+            caption="../report/serving_figure.rst",
+            category="Figures",
+            labels={"figure": "{figure}"},
+        ),
+        pdf="results/figures/{figure}.pdf",
+    log:
+        "results/logs/figures/{figure}.log",
+    wildcard_constraints:
+        figure="|".join(SERVING_FIGURES),
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/figure_serving.py"

@@ -1,12 +1,14 @@
-from llmdissect.aggregate import cells_frame, load_records, tidy_frame
+from llmdissect.aggregate import cells_frame, load_records, serving_requests_frame, tidy_frame
 from llmdissect.rule_io import logged
 from llmdissect.tables import hardware_table
 
 with logged(snakemake.log[0]):
-    records = load_records([*snakemake.input.measured, *snakemake.input.imported])
+    paths = [*snakemake.input.measured, *snakemake.input.imported]
+    records = load_records(paths)
     tidy = tidy_frame(records)
     tidy.to_parquet(snakemake.output.metrics, index=False)
     tidy.to_csv(snakemake.output.metrics_csv, index=False)
     cells_frame(records).to_parquet(snakemake.output.cells, index=False)
     hardware_table(records).to_csv(snakemake.output.platforms, index=False)
+    serving_requests_frame(paths).to_parquet(snakemake.output.requests, index=False)
     print(f"{len(records)} records, {len(tidy)} metric rows")

@@ -1,0 +1,68 @@
+"""What the load generator keeps of each request: raw timestamps only, so every metric can be
+recomputed later under any definition (one JSON line per request)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class RequestTrace:
+    """One request. Times are seconds on the client's monotonic clock, from the run's start."""
+
+    index: int
+    prompt_tokens: int
+    expected_tokens: int  # the max_tokens asked for
+    sent: float = 0.0
+    finished: float | None = None
+    # (arrival time, tokens in that chunk) for every chunk that carried output tokens
+    chunks: list[tuple[float, int]] = field(default_factory=list)
+    # the engine's own count (usage), when it reports one
+    reported_tokens: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.finished is not None and bool(self.chunks)
+
+    @property
+    def output_tokens(self) -> int:
+        """The engine's count where it gives one, else the sum over chunks."""
+        if self.reported_tokens is not None:
+            return self.reported_tokens
+        return sum(tokens for _, tokens in self.chunks)
+
+
+def write_traces(path: Path, traces: list[RequestTrace]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for trace in traces:
+            f.write(json.dumps(asdict(trace)) + "\n")
+
+
+def read_traces(path: Path) -> list[RequestTrace]:
+    """A trace file, plain or gzipped (.gz: how committed reference traces stay small)."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as f:
+        lines = f.read().splitlines()
+    traces = []
+    for line in lines:
+        row = json.loads(line)
+        row["chunks"] = [tuple(chunk) for chunk in row["chunks"]]
+        traces.append(RequestTrace(**row))
+    return traces
+
+
+def trace_path_of(record_path: Path) -> Path | None:
+    """The traces written beside a serving record, plain or gzipped, if there are any."""
+    stem = Path(record_path).with_suffix("")
+    for suffix in (".trace.jsonl", ".trace.jsonl.gz"):
+        candidate = stem.with_name(stem.name + suffix)
+        if candidate.exists():
+            return candidate
+    return None

@@ -1,0 +1,137 @@
+"""Figs. 6-10: serving throughput per engine, latency distributions and percentiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .figures import plt, save
+
+LATENCY_LABELS = {
+    "ttft": "time to first token (ms)",
+    "tpot": "time per output token (ms)",
+    "e2e": "end-to-end latency (ms)",
+    "itl": "inter-token latency (ms)",
+}
+FIGURE_METRICS = {"fig7_ttft": "ttft", "fig8_tpot": "tpot", "fig9_e2e": "e2e"}
+
+
+def serving_label(row) -> str:
+    gpus = int(row["world_size"])
+    return f"{row['platform']} / {row['model']} / {row['framework']}" + (
+        f" x{gpus}" if gpus > 1 else ""
+    )
+
+
+def serving_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    cells = cells[cells["stage"] == "serve"].copy()
+    cells["config"] = [serving_label(row) for _, row in cells.iterrows()]
+    return cells
+
+
+def empty_figure(message: str, png: Path, pdf: Path) -> None:
+    figure, axis = plt.subplots(figsize=(6, 1.5))
+    axis.axis("off")
+    axis.text(0.5, 0.5, message, ha="center", va="center")
+    save(figure, png, pdf)
+
+
+def throughput_figure(cells: pd.DataFrame, png: Path, pdf: Path) -> None:
+    """Fig. 6: output and total tokens/s per engine x model x platform; failed cells say why."""
+    cells = serving_cells(cells)
+    if cells.empty:
+        return empty_figure("no serving cells measured", png, pdf)
+    configs = list(dict.fromkeys(cells["config"]))
+    figure, axes = plt.subplots(
+        1, 2, figsize=(12, max(2.5, 0.45 * len(configs) + 1.3)), sharey=True
+    )
+    metrics = [("output_tokens_per_s", "output tokens/s"), ("total_tokens_per_s", "total tokens/s")]
+    for axis, (metric, label) in zip(axes, metrics, strict=True):
+        for position, config in enumerate(configs):
+            row = cells[cells["config"] == config].iloc[0]
+            value = row.get(metric)
+            if row["status"] == "ok" and value is not None and pd.notna(value):
+                bar = axis.barh(position, value, 0.6, color="C0")
+                axis.bar_label(bar, labels=[f" {value:,.0f}"], fontsize=7)
+            else:
+                axis.text(0, position, f" {row['status'].upper()}", va="center", fontsize=8,
+                          color="firebrick")  # fmt: skip
+        axis.set_xlabel(label)
+        axis.grid(axis="x", alpha=0.3)
+        axis.set_yticks(range(len(configs)), configs, fontsize=8)
+    axes[0].invert_yaxis()
+    workloads = ", ".join(sorted(set(cells["method"])))
+    figure.suptitle(f"Fig. 6: serving throughput ({workloads})", x=0.3)
+    figure.tight_layout()
+    save(figure, png, pdf)
+
+
+def latency_cdf_figure(requests: pd.DataFrame, metric: str, png: Path, pdf: Path) -> None:
+    """Figs. 7-9: the distribution of one latency over requests, a CDF per serving cell."""
+    if requests.empty or requests[metric].dropna().empty:
+        return empty_figure(f"no request traces with {metric.upper()}", png, pdf)
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for index, (config, group) in enumerate(requests.groupby("config", sort=False)):
+        values = np.sort(group[metric].dropna().to_numpy())
+        if not len(values):
+            continue
+        share = np.arange(1, len(values) + 1) / len(values)
+        axis.step(values, share, where="post", color=f"C{index}", label=config)
+        for q, style in ((50, ":"), (99, "--")):
+            axis.axvline(np.percentile(values, q), color=f"C{index}", ls=style, lw=0.8)
+    axis.set_xscale("log")
+    axis.set_xlabel(LATENCY_LABELS[metric] + "; dotted: median, dashed: p99")
+    axis.set_ylabel("share of requests")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="lower right")
+    axis.set_title(f"{metric.upper()} over every completed request")
+    figure.tight_layout()
+    save(figure, png, pdf)
+
+
+def percentile_figure(cells: pd.DataFrame, png: Path, pdf: Path) -> None:
+    """Fig. 10: median, p90 and p99 of TTFT, TPOT, ITL and E2E, one panel each."""
+    cells = serving_cells(cells)
+    cells = cells[cells["status"] == "ok"]
+    if cells.empty:
+        return empty_figure("no completed serving cells", png, pdf)
+    figure, axes = plt.subplots(1, 4, figsize=(15, max(2.5, 0.45 * len(cells) + 1.3)), sharey=True)
+    configs = list(cells["config"])
+    stats = [("median", "C0"), ("p90", "C1"), ("p99", "C3")]
+    for axis, metric in zip(axes, ["ttft", "tpot", "itl", "e2e"], strict=True):
+        for offset, (stat, color) in enumerate(stats):
+            values = cells.get(f"{metric}_{stat}_ms")
+            if values is None:
+                continue
+            y = np.arange(len(configs)) + (offset - 1) * 0.27
+            axis.barh(y, values.to_numpy(), 0.27, color=color, label=stat)
+        axis.set_xlabel(LATENCY_LABELS[metric])
+        axis.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(configs)), configs, fontsize=8)
+    axes[0].invert_yaxis()
+    axes[-1].legend(fontsize=8)
+    figure.suptitle("Fig. 10: latency percentiles per serving cell", x=0.3)
+    figure.tight_layout()
+    save(figure, png, pdf)
+
+
+def draw_serving_figure(
+    name: str, cells: pd.DataFrame, requests: pd.DataFrame, png: Path, pdf: Path
+) -> None:
+    """One of SERVING_FIGURES by name: the cells table and the per-request latencies."""
+    if name == "fig6_serving_throughput":
+        return throughput_figure(cells, png, pdf)
+    if name == "fig10_latency_percentiles":
+        return percentile_figure(cells, png, pdf)
+    requests = requests.copy()
+    requests["config"] = [serving_label(row) for _, row in requests.iterrows()]
+    return latency_cdf_figure(requests, FIGURE_METRICS[name], png, pdf)
+
+
+SERVING_FIGURES = [
+    "fig6_serving_throughput",
+    *FIGURE_METRICS,
+    "fig10_latency_percentiles",
+]

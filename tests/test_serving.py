@@ -1,0 +1,139 @@
+"""Serving metrics on hand-made traces, and the load generator against the synthetic server
+(a fault injector: failed and short responses on demand, which a real engine cannot give)."""
+
+import asyncio
+import sys
+
+import pytest
+
+from llmdissect.serving.engines import EngineDied, EngineServer, Launch, free_port
+from llmdissect.serving.loadgen import Arrivals, Endpoint, request_body, run_load
+from llmdissect.serving.metrics import serving_metrics
+from llmdissect.serving.trace import RequestTrace, read_traces, write_traces
+
+
+def trace(index, sent, arrivals, expected=None, tokens=None, error=None):
+    chunks = [(t, 1) for t in arrivals]
+    return RequestTrace(
+        index=index,
+        prompt_tokens=10,
+        expected_tokens=expected or len(arrivals),
+        sent=sent,
+        finished=arrivals[-1] if arrivals else None,
+        chunks=chunks,
+        reported_tokens=tokens,
+        error=error,
+    )
+
+
+def test_latencies_follow_their_definitions():
+    # request 0: sent at 0, tokens at 0.5, 0.6, 0.8 -> TTFT 500 ms, E2E 800, TPOT 150, ITL 100/200
+    # request 1: sent at 0.1, tokens at 0.3, 0.4     -> TTFT 200 ms, E2E 300, TPOT 100, ITL 100
+    metrics = serving_metrics([trace(0, 0.0, [0.5, 0.6, 0.8]), trace(1, 0.1, [0.3, 0.4])])
+    assert metrics["ttft_mean_ms"] == pytest.approx(350)
+    assert metrics["ttft_median_ms"] == pytest.approx(350)
+    assert metrics["e2e_mean_ms"] == pytest.approx(550)
+    assert metrics["tpot_mean_ms"] == pytest.approx(125)
+    assert metrics["itl_mean_ms"] == pytest.approx(400 / 3)
+    assert metrics["itl_median_ms"] == pytest.approx(100)
+    # makespan 0.8 s; 5 output tokens, 20 prompt tokens, 2 requests
+    assert metrics["makespan_s"] == pytest.approx(0.8)
+    assert metrics["output_tokens_per_s"] == pytest.approx(5 / 0.8)
+    assert metrics["total_tokens_per_s"] == pytest.approx(25 / 0.8)
+    assert metrics["requests_per_s"] == pytest.approx(2 / 0.8)
+
+
+def test_failed_and_short_requests_are_counted_not_dropped():
+    traces = [
+        trace(0, 0.0, [0.1, 0.2], expected=2),
+        trace(1, 0.0, [0.1], expected=2),  # stopped early
+        trace(2, 0.0, [], expected=2, error="HTTP 500: boom"),
+    ]
+    metrics = serving_metrics(traces)
+    assert (metrics["requests"], metrics["completed"], metrics["failed"]) == (3, 2, 1)
+    assert metrics["token_count_mismatches"] == 1
+    assert metrics["output_tokens"] == 3
+
+
+def test_engine_token_count_wins_over_chunk_count():
+    # one chunk carrying four tokens: TPOT uses the engine's count
+    one = RequestTrace(0, 10, 4, sent=0.0, finished=0.5, chunks=[(0.2, 1), (0.5, 3)])
+    one.reported_tokens = 4
+    metrics = serving_metrics([one])
+    assert metrics["tpot_mean_ms"] == pytest.approx(100)
+    assert metrics["token_count_mismatches"] == 0
+
+
+def test_a_run_where_everything_failed_has_no_throughput():
+    metrics = serving_metrics([trace(0, 0.0, [], expected=2, error="refused")])
+    assert metrics["completed"] == 0 and "output_tokens_per_s" not in metrics
+
+
+def test_traces_round_trip(tmp_path):
+    traces = [trace(0, 0.0, [0.5, 0.6]), trace(1, 0.1, [], error="x")]
+    write_traces(tmp_path / "t.jsonl", traces)
+    assert read_traces(tmp_path / "t.jsonl") == traces
+
+
+def test_request_bodies_match_the_engine():
+    words = {5: "w5", 6: "w6"}.get
+    ids = Endpoint("http://x", "m")
+    assert request_body(ids, [5, 6], 8, words)["prompt"] == [5, 6]
+    chat = Endpoint("http://x", "m", api="chat", prompt_as="text", ignore_eos=False)
+    body = request_body(chat, [5, 6], 8, words)
+    assert body["messages"] == [{"role": "user", "content": "w5 w6"}]
+    assert "ignore_eos" not in body and body["max_tokens"] == 8
+
+
+def test_arrival_modes_are_checked_and_poisson_is_seeded():
+    with pytest.raises(ValueError, match="rate"):
+        Arrivals("poisson")
+    with pytest.raises(ValueError, match="not one of"):
+        Arrivals("trickle")
+    offsets = Arrivals("poisson", rate=10.0, seed=3).send_offsets(2000)
+    assert offsets[0] == 0 and (offsets[1:] >= offsets[:-1]).all()
+    assert 2000 / offsets[-1] == pytest.approx(10.0, rel=0.1)
+    assert (Arrivals("poisson", rate=10.0, seed=3).send_offsets(5) == offsets[:5]).all()
+
+
+def synthetic(tmp_path, *flags):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "llmdissect.serving.synthetic_server", "--port", str(port)]
+    launch = Launch([*command, *flags], {}, base + "/health", Endpoint(base, "m"))
+    return EngineServer(launch, tmp_path / "server.log", deadline_s=60)
+
+
+def test_load_generator_keeps_every_request_and_its_faults(tmp_path):
+    with synthetic(tmp_path, "--fail-every", "4", "--short-every", "3") as server:
+        traces = asyncio.run(run_load(server.launch.endpoint, [[1, 2, 3]] * 12, 6, Arrivals()))
+    metrics = serving_metrics(traces)
+    assert [t.index for t in traces] == list(range(12))
+    assert metrics["failed"] == 3 and all("HTTP 500" in t.error for t in traces if not t.ok)
+    # the server fails its 4th, 8th, 12th request and halves its 3rd, 6th, 9th (12th failed)
+    assert metrics["token_count_mismatches"] == 3
+    assert all(len(t.chunks) == t.output_tokens for t in traces if t.ok)
+
+
+def test_concurrency_mode_caps_requests_in_flight(tmp_path):
+    with synthetic(tmp_path, "--token-delay-ms", "20") as server:
+        arrivals = Arrivals("concurrency", concurrency=2)
+        traces = asyncio.run(run_load(server.launch.endpoint, [[1]] * 6, 5, arrivals))
+    events = sorted([(t.sent, 1) for t in traces] + [(t.finished, -1) for t in traces])
+    in_flight = peak = 0
+    for _, change in events:
+        in_flight += change
+        peak = max(peak, in_flight)
+    assert peak == 2
+
+
+def test_an_engine_that_dies_at_start_reports_its_log(tmp_path):
+    launch = Launch(
+        [sys.executable, "-c", "import sys; print('no such model'); sys.exit(3)"],
+        {},
+        "http://127.0.0.1:9/health",
+        Endpoint("http://127.0.0.1:9", "m"),
+    )
+    with pytest.raises(EngineDied, match="no such model"):
+        with EngineServer(launch, tmp_path / "server.log", deadline_s=30):
+            pass

@@ -1,0 +1,26 @@
+from pathlib import Path
+
+from llmdissect.cells import ServingCell
+from llmdissect.hardware import device_memory_gb
+from llmdissect.models import shape_from_config
+from llmdissect.rule_io import echo, exit_on_sigterm, logged
+from llmdissect.serving.cell import run_serving_cell
+
+exit_on_sigterm()  # the engine's process group is stopped on the way out
+with logged(snakemake.log.cell):
+    w, params = snakemake.wildcards, snakemake.params
+    cell = ServingCell(w.platform, w.model, w.engine, w.workload, int(w.world))
+    on_gpu = params.platform["device"] == "cuda"
+    run_serving_cell(
+        cell,
+        shape=shape_from_config(w.model, params.model_shapes),
+        template=params.engine,
+        workload=params.workload,
+        model_dir=Path(snakemake.input.model),
+        prompts_path=Path(snakemake.input.prompts),
+        record_path=Path(snakemake.output.record),
+        trace_path=Path(snakemake.output.trace),
+        server_log=Path(snakemake.log.server),
+        device_memory_gb=device_memory_gb() if on_gpu else None,
+        log=echo,
+    )
