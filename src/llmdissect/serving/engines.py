@@ -61,7 +61,6 @@ def vllm_launch(template: dict, model: str, model_dir: Path, max_model_len: int)
         "--host", HOST,
         "--port", str(port),
         "--load-format", "dummy",  # random weights: runtime does not depend on their values
-        "--skip-tokenizer-init",  # prompts are token ids; no detokenizing cost on the server
         "--dtype", template["dtype"],
         "--tensor-parallel-size", str(template["tensor_parallel_size"]),
         "--gpu-memory-utilization", str(template["memory_fraction"]),
@@ -75,7 +74,8 @@ def vllm_launch(template: dict, model: str, model_dir: Path, max_model_len: int)
         command=command,
         env={str(k): str(v) for k, v in (template.get("env") or {}).items()},
         health_url=base + "/health",
-        endpoint=Endpoint(base, model, api="completions", prompt_as="token_ids"),
+        # token ids in every chunk: a chunk's token count is read, not assumed
+        endpoint=Endpoint(base, model, extra_body={"return_token_ids": True}),
         version_probe=[python, "-c", "import vllm; print(vllm.__version__)"],
     )
 

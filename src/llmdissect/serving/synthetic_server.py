@@ -13,7 +13,9 @@ import itertools
 import json
 
 
-def make_app(token_delay_s: float = 0.0, fail_every: int = 0, short_every: int = 0):
+def make_app(
+    token_delay_s: float = 0.0, fail_every: int = 0, short_every: int = 0, events_per_write: int = 1
+):
     from aiohttp import web
 
     counter = itertools.count(1)
@@ -31,11 +33,16 @@ def make_app(token_delay_s: float = 0.0, fail_every: int = 0, short_every: int =
             tokens = max(1, tokens // 2)  # a response that stops early, as at an EOS
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        pending = []
         for i in range(tokens):
-            if token_delay_s:
-                await asyncio.sleep(token_delay_s)
             chunk = {"choices": [{"index": 0, "text": f" w{i}", "token_ids": [i]}]}
-            await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            pending.append(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            # several events per write: the server then costs less CPU than the client it tests
+            if len(pending) >= events_per_write or i == tokens - 1:
+                if token_delay_s:
+                    await asyncio.sleep(token_delay_s)
+                await response.write(b"".join(pending))
+                pending.clear()
         usage = {"prompt_tokens": len(body.get("prompt") or []), "completion_tokens": tokens}
         await response.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode())
         await response.write(b"\n\ndata: [DONE]\n\n")
@@ -56,9 +63,13 @@ def main() -> None:
     parser.add_argument("--token-delay-ms", type=float, default=0.0)
     parser.add_argument("--fail-every", type=int, default=0)
     parser.add_argument("--short-every", type=int, default=0)
+    parser.add_argument("--events-per-write", type=int, default=1)
     args = parser.parse_args()
-    app = make_app(args.token_delay_ms / 1000.0, args.fail_every, args.short_every)
-    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
+    app = make_app(
+        args.token_delay_ms / 1000.0, args.fail_every, args.short_every, args.events_per_write
+    )
+    # a deep accept queue, as production servers have: a burst of 1000 connections at once
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None, backlog=4096)
 
 
 if __name__ == "__main__":
