@@ -93,7 +93,7 @@ def serving_requests_frame(record_paths: list[Path]) -> pd.DataFrame:
     from .serving.trace import read_traces, trace_path_of
 
     frames = []
-    for path in record_paths:
+    for path in sorted(record_paths, key=lambda p: natural_order(str(p))):  # tables' order
         record = read_record(Path(path))
         trace_path = trace_path_of(Path(path))
         if record["cell"]["stage"] != "serve" or record["status"] != "ok" or not trace_path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib import ticker
 import pandas as pd
 
 from .figures import plt, save
@@ -61,7 +62,7 @@ def throughput_figure(cells: pd.DataFrame, png: Path, pdf: Path) -> None:
         axis.set_xlabel(label)
         axis.grid(axis="x", alpha=0.3)
         axis.set_yticks(range(len(configs)), configs, fontsize=8)
-    axes[0].invert_yaxis()
+    axes[0].set_ylim(len(configs) - 0.4, -0.6)  # first configuration on top, room for labels
     workloads = ", ".join(sorted(set(cells["method"])))
     figure.suptitle(f"Fig. 6: serving throughput ({workloads})", x=0.3)
     figure.tight_layout()
@@ -81,7 +82,12 @@ def latency_cdf_figure(requests: pd.DataFrame, metric: str, png: Path, pdf: Path
         axis.step(values, share, where="post", color=f"C{index}", label=config)
         for q, style in ((50, ":"), (99, "--")):
             axis.axvline(np.percentile(values, q), color=f"C{index}", ls=style, lw=0.8)
-    axis.set_xscale("log")
+    spread = requests[metric].max() / max(requests[metric].min(), 1e-9)
+    if spread > 30:  # several decades (a fast and a slow engine): a log axis keeps both readable
+        axis.set_xscale("log")
+        axis.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
+    axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:,.6g}"))
     axis.set_xlabel(LATENCY_LABELS[metric] + "; dotted: median, dashed: p99")
     axis.set_ylabel("share of requests")
     axis.grid(alpha=0.3)
