@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib import ticker
 import pandas as pd
+from matplotlib import ticker
 
 from .figures import plt, save
 
