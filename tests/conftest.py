@@ -25,6 +25,9 @@ def copy_workflow(dest: Path) -> Path:
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, target)
+    engine_venv = REPO / ".venv-vllm"  # vLLM's CPU build lives in a venv of its own
+    if engine_venv.is_dir():
+        (dest / ".venv-vllm").symlink_to(engine_venv)
     return dest
 
 

@@ -22,7 +22,7 @@ def refused(config, schema) -> str:
     return str(caught.value)
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "h100.yaml"])
 def test_shipped_configs_pass(repo, schema, name):
     check_config(yaml.safe_load((repo / "config" / name).read_text()), schema)
 
@@ -111,6 +111,30 @@ def first_block(config):
         (
             lambda c: c.update(aggregate={"import_dirs": ["reference/nowhere"]}),
             "aggregate.import_dirs[0]: no folder 'reference/nowhere'",
+        ),
+        (
+            lambda c: c["serve"].update(engines=["tgi"]),
+            "config key serve.engines[0]: no engine 'tgi' under engines (transformers, vllm-cpu)",
+        ),
+        (
+            lambda c: c["engines"].update(mine={"kind": "command"}),
+            "config key engines.mine.command: required for kind command",
+        ),
+        (
+            lambda c: c["engines"].update(mine={"kind": "ollama"}),
+            "config key engines.mine.kind",
+        ),
+        (
+            lambda c: c["serve"]["workloads"].update(steady={"arrivals": "poisson"}),
+            "config key serve.workloads.steady.rate: required for poisson arrivals",
+        ),
+        (
+            lambda c: c["serve"]["workloads"]["burst"].update(max_new_tokens=900),
+            "tokens (1412) exceed model 'tiny''s max_seq_len 1024",
+        ),
+        (
+            lambda c: c["engines"]["vllm-cpu"].update(memory_fraction=1.5),
+            "engines.vllm-cpu.memory_fraction: 1.5 is greater than the maximum of 1",
         ),
     ],
 )

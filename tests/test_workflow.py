@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from llmdissect.records import read_record
+from llmdissect.serving.trace import read_traces
+from llmdissect.serving_figures import SERVING_FIGURES
 
 pytestmark = pytest.mark.workflow
 BIN = Path(sys.executable).parent
@@ -46,6 +48,7 @@ TABLES = [
     "fig4_scaling",
     "table9_finetune",
     "table9_size_ratio",
+    "serving",
 ]
 EXPECTED = [
     "results/data/micro/model/config.json",
@@ -59,9 +62,15 @@ EXPECTED = [
     *[f"results/tables/{t}.{e}" for t in TABLES for e in ["md", "csv", "tex"]],
     *[
         f"results/figures/{f}.{e}"
-        for f in ["pretrain_throughput", "pretrain_method_tradeoff", "finetune_throughput"]
+        for f in [
+            "pretrain_throughput",
+            "pretrain_method_tradeoff",
+            "finetune_throughput",
+            *SERVING_FIGURES,
+        ]
         for e in ["png", "pdf"]
     ],
+    "results/tidy/serving_requests.parquet",
 ]
 
 
@@ -91,8 +100,17 @@ def test_every_cell_has_a_valid_record_with_the_right_outcome(finished_run):
         "finetune/cpu/micro/torch/lora/w1/b1",
         "finetune/cpu/micro/torch/qlora/w1/b1",
         "finetune/cpu/micro/deepspeed/zero2+lora/w1/b1",
+        "serve/cpu/tiny/vllm-cpu/burst/w1",
+        "serve/cpu/tiny/transformers/burst/w1",
     }  # fmt: skip
     assert set(records) == expected
+    serving = {key: records.pop(key) for key in list(records) if key.startswith("serve/")}
+    for key, record in serving.items():
+        assert record["status"] == "ok", (key, record["reason"])
+        metrics = record["metrics"]
+        assert (metrics["completed"], metrics["failed"]) == (4, 0)
+        assert metrics["token_count_mismatches"] == 0  # every response has its 8 new tokens
+        assert metrics["ttft_median_ms"] < metrics["e2e_median_ms"]
     for key, record in records.items():
         if key.endswith("b4096"):
             assert record["status"] == "oom", (key, record["reason"])
@@ -105,6 +123,19 @@ def test_every_cell_has_a_valid_record_with_the_right_outcome(finished_run):
     assert largest["settings"]["batch_search"]["hit_limit"]
     assert largest["metrics"]["batch_size"] == 4
     assert records[f"{prefix}/deepspeed/zero2/w2/b2"]["metrics"]["global_batch_size"] == 4
+
+
+def test_serving_traces_keep_every_chunk(finished_run):
+    for engine in ["vllm-cpu", "transformers"]:
+        path = finished_run / f"results/records/serve/cpu/tiny/{engine}/burst/w1.trace.jsonl"
+        traces = read_traces(path)
+        assert [t.index for t in traces] == [0, 1, 2, 3]
+        for trace in traces:
+            assert trace.output_tokens == 8 and sum(n for _, n in trace.chunks) == 8
+            assert trace.sent < trace.chunks[0][0] <= trace.chunks[-1][0] <= trace.finished
+    table = pd.read_csv(finished_run / "results/tables/serving.csv")
+    assert set(table["engine"]) == {"vllm-cpu", "transformers"}
+    assert set(table["requests"]) == {"4 of 4"}
 
 
 def test_steps_are_kept_beside_each_record(finished_run):

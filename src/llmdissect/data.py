@@ -55,9 +55,9 @@ def write_random_weights(shape: ModelShape, out_dir: Path, seed: int = 0) -> Non
 
     from .models import build_hf_model
 
-    torch.manual_seed(seed)
-    build_hf_model(shape, dtype="float32").save_pretrained(out_dir)
     write_model_card(shape, out_dir)
+    torch.manual_seed(seed)
+    build_hf_model(shape, dtype="bfloat16").save_pretrained(out_dir)  # engines cast on load
 
 
 def sample_lengths(rng: np.random.Generator, count: int, mean_len: int, spread: int) -> np.ndarray:

@@ -123,6 +123,7 @@ def hf_config(shape: ModelShape):
     from transformers import LlamaConfig
 
     return LlamaConfig(
+        architectures=["LlamaForCausalLM"],  # engines pick their model class from it
         hidden_size=shape.hidden_size,
         intermediate_size=shape.ffn_size,
         num_hidden_layers=shape.num_layers,

@@ -51,7 +51,8 @@ def measured_cells():
 
 def engine_model_dir(engine, model):
     """Engines that load a checkpoint get random weights; the others make up their own."""
-    if config["engines"][engine]["kind"] == "transformers-serve":
+    template = config["engines"][engine]
+    if template["kind"] == "transformers-serve" or template["loads_weights"]:
         return f"results/data/{model}/weights"
     return f"results/data/{model}/model"
 

@@ -4,6 +4,7 @@ deadline, and stops its whole process group, also when the run fails."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -80,6 +81,42 @@ def vllm_launch(template: dict, model: str, model_dir: Path, max_model_len: int)
     )
 
 
+def transformers_serve_launch(
+    template: dict, model: str, model_dir: Path, max_model_len: int
+) -> Launch:
+    """`transformers serve` with continuous batching, pinned to the checkpoint folder. It takes
+    text prompts only and refuses ignore_eos; an eos id of -1 (no token has it) gives every
+    response its full max_tokens instead."""
+    port = template.get("port") or free_port()
+    python = engine_python(template)
+    command = [
+        python, "-c", "from transformers.cli.transformers import main; main()",
+        "serve", str(model_dir), "--continuous-batching",
+        "--dtype", template["dtype"],
+        "--host", HOST,
+        "--port", str(port),
+    ]  # fmt: skip
+    if template.get("max_batch_tokens"):
+        command += ["--cb-max-batch-tokens", str(template["max_batch_tokens"])]
+    command += [str(arg) for arg in template.get("extra_args", [])]
+    base = f"http://{HOST}:{port}"
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1"}
+    env.update({str(k): str(v) for k, v in (template.get("env") or {}).items()})
+    return Launch(
+        command=command,
+        env=env,
+        health_url=base + "/health",
+        endpoint=Endpoint(
+            base,
+            str(model_dir),  # the server answers only to the folder it was started with
+            prompt_as="text",
+            ignore_eos=False,
+            extra_body={"generation_config": json.dumps({"eos_token_id": -1})},
+        ),
+        version_probe=[python, "-c", "import transformers; print(transformers.__version__)"],
+    )
+
+
 def command_launch(template: dict, model: str, model_dir: Path, max_model_len: int) -> Launch:
     """Any engine from a command template: {python} {port} {host} {model} {model_dir}
     {max_model_len} {dtype} {tensor_parallel_size} {memory_fraction} are filled in."""
@@ -122,6 +159,7 @@ def endpoint_from(template: dict, base: str, model: str) -> Endpoint:
 
 LAUNCHERS = {
     "vllm": vllm_launch,
+    "transformers-serve": transformers_serve_launch,
     "command": command_launch,
     "external": external_launch,
 }
