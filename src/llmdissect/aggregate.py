@@ -18,8 +18,11 @@ def find_records(folders: list[Path]) -> list[Path]:
     return sorted(p for folder in folders for p in Path(folder).rglob("*.json") if is_record(p))
 
 
+NOT_RECORDS = {"work", "benchmarks"}  # probe scratch files; benchmark outputs beside records
+
+
 def is_record(path: Path) -> bool:
-    return not path.name.startswith(".") and path.parent.name != "work" and "work" not in path.parts
+    return not path.name.startswith(".") and not NOT_RECORDS & set(path.parts)
 
 
 def load_records(paths: list[Path]) -> list[dict]:
@@ -92,9 +95,13 @@ def serving_requests_frame(record_paths: list[Path]) -> pd.DataFrame:
     from .serving.metrics import request_rows
     from .serving.trace import read_traces, trace_path_of
 
-    frames = []
-    for path in sorted(record_paths, key=lambda p: natural_order(str(p))):  # tables' order
+    chosen = {}
+    for path in record_paths:  # a later folder's record of the same cell wins, as in the tables
         record = read_record(Path(path))
+        chosen[record["key"]] = (path, record)
+    frames = []
+    for key in sorted(chosen, key=natural_order):
+        path, record = chosen[key]
         trace_path = trace_path_of(Path(path))
         if record["cell"]["stage"] != "serve" or record["status"] != "ok" or not trace_path:
             continue

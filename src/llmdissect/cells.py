@@ -76,3 +76,18 @@ def serving_cells(platform: str, section: dict, engines: dict) -> list[ServingCe
         for engine in section["engines"]
         for workload in section["workloads"]
     ]
+
+
+def profile_cells(platform: str, section: dict) -> list[TrainingCell]:
+    """Profiled pre-training cells: one process each (stage "profile")."""
+    cells = {}
+    for model in section["models"]:
+        for block in section["grid"]:
+            for framework, methods in block["frameworks"].items():
+                for method in methods:
+                    for batch in block["batches"]:
+                        cell = TrainingCell(
+                            "profile", platform, model, framework, method, 1, str(batch)
+                        )
+                        cells.setdefault(cell.key, cell)
+    return list(cells.values())

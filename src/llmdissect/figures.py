@@ -105,3 +105,35 @@ def method_tradeoff_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path
     figure.suptitle(f"{stage}: throughput against memory per method")
     figure.tight_layout()
     save(figure, png, pdf)
+
+
+def idle_share_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path) -> None:
+    """Fig. 5: the idle share of each phase per profiled cell, one bar per phase."""
+    cells = cells[(cells["stage"] == stage) & (cells["status"] == "ok")].copy()
+    phases = ["step", "forward", "backward", "optimizer"]
+    if cells.empty or not any(f"{p}_idle_share" in cells for p in phases):
+        figure, axis = plt.subplots(figsize=(6, 1.5))
+        axis.axis("off")
+        axis.text(0.5, 0.5, "no profiled cells", ha="center", va="center")
+        return save(figure, png, pdf)
+    labels = [
+        f"{r['platform']} / {r['model']} / {r['framework']} {r['method']} / b={r['batch_size']:.0f}"
+        for _, r in cells.iterrows()
+    ]
+    figure, axis = plt.subplots(figsize=(9, max(2.5, 0.5 * len(cells) + 1.2)))
+    width = 0.8 / len(phases)
+    for offset, name in enumerate(phases):
+        values = cells.get(f"{name}_idle_share")
+        if values is None:
+            continue
+        y = [i + (offset - 1.5) * width for i in range(len(cells))]
+        axis.barh(y, 100 * values.to_numpy(dtype=float), width, color=f"C{offset}", label=name)
+    axis.set_yticks(range(len(cells)), labels, fontsize=7)
+    axis.invert_yaxis()
+    axis.set_xlabel("idle share of the phase (%): 1 - busy / wall")
+    axis.grid(axis="x", alpha=0.3)
+    axis.legend(fontsize=8)
+    activity = "GPU kernels" if cells["gpu"].ne("cpu").any() else "CPU operators"
+    axis.set_title(f"Fig. 5: idle time per phase (busy = {activity} running)")
+    figure.tight_layout()
+    save(figure, png, pdf)

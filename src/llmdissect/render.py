@@ -11,10 +11,11 @@ from pathlib import Path
 import pandas as pd
 
 from .aggregate import cells_frame, find_records, load_records, serving_requests_frame
-from .figures import method_tradeoff_figure, training_throughput_figure
+from .figures import idle_share_figure, method_tradeoff_figure, training_throughput_figure
 from .serving_figures import SERVING_FIGURES, draw_serving_figure
 from .tables import (
     hardware_table,
+    phase_table,
     scaling_table,
     serving_table,
     size_ratio_table,
@@ -43,8 +44,14 @@ SIZE_RATIO_TITLE = (
 SERVING_TITLE = "Figs. 6-10 in numbers: serving throughput and latency per engine"
 SERVING_NOTE = (
     "requests: completed of sent; wrong length: completed responses whose token count differs "
-    "from max_tokens; throughput over the makespan (first send to last token); TTFT, TPOT, ITL "
-    "and E2E as defined in the README"
+    "from max_tokens; throughput over the makespan (first send to the last response's end); "
+    "TTFT, TPOT, ITL and E2E as defined in the README"
+)
+PHASE_TITLE = "Table V: forward, backward and optimizer time per step, and idle share"
+PHASE_NOTE = (
+    "per profiled step; wall: the phase's range; busy: time with at least one device activity "
+    "running (GPU kernels; on a CPU, the profiler's CPU operators); idle = 1 - busy / wall; "
+    "profiler overhead: profiled over unprofiled mean step time - 1"
 )
 HARDWARE_TITLE = "Table I: hardware of each platform, from the environment manifests"
 SCALING_TITLE = "Fig. 4 data: scaling efficiency = throughput(N) / (N x throughput(1))"
@@ -52,6 +59,7 @@ FIGURES = {
     "pretrain_throughput": (training_throughput_figure, "pretrain"),
     "pretrain_method_tradeoff": (method_tradeoff_figure, "pretrain"),
     "finetune_throughput": (training_throughput_figure, "finetune"),
+    "fig5_idle_share": (idle_share_figure, "profile"),
 }
 TABLE_NAMES = [
     "table1_hardware",
@@ -60,6 +68,7 @@ TABLE_NAMES = [
     "table9_finetune",
     "table9_size_ratio",
     "serving",
+    "table5_phases",
 ]
 
 
@@ -81,6 +90,7 @@ def render_tables(cells: pd.DataFrame, platforms: pd.DataFrame, out: Path) -> li
         empty="no configuration was measured with both llama2-7b and llama2-13b",
     )
     write_table(serving_table(cells), out / "serving", SERVING_TITLE, SERVING_NOTE)
+    write_table(phase_table(cells), out / "table5_phases", PHASE_TITLE, PHASE_NOTE)
     return [out / name for name in TABLE_NAMES]
 
 

@@ -20,10 +20,10 @@ FIGURE_METRICS = {"fig7_ttft": "ttft", "fig8_tpot": "tpot", "fig9_e2e": "e2e"}
 
 
 def serving_label(row) -> str:
+    """platform / model / engine (x GPUs) / workload: one label per serving cell."""
     gpus = int(row["world_size"])
-    return f"{row['platform']} / {row['model']} / {row['framework']}" + (
-        f" x{gpus}" if gpus > 1 else ""
-    )
+    engine = row["framework"] + (f" x{gpus}" if gpus > 1 else "")
+    return f"{row['platform']} / {row['model']} / {engine} / {row['method']}"
 
 
 def serving_cells(cells: pd.DataFrame) -> pd.DataFrame:

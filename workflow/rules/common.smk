@@ -9,7 +9,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in [SOURCE_DIR, os.getenv("PYTHONPATH")] if p)
 )
 
-from llmdissect.cells import serving_cells, training_cells
+from llmdissect.cells import profile_cells, serving_cells, training_cells
 from llmdissect.config import ConfigError, check_config, load_schema
 
 # The whole config is checked before any job is planned: a refused config names each bad key.
@@ -46,7 +46,16 @@ def measured_cells():
     ]
     if "serve" in config:
         cells += serving_cells(PLATFORM, config["serve"], config["engines"])
+    if "profile" in config:
+        cells += profile_cells(PLATFORM, config["profile"])
     return cells
+
+
+def largest_batch_record(w):
+    """A profiled "max" cell runs at the batch its pre-training cell found."""
+    if w.batch != "max":
+        return []
+    return f"results/records/pretrain/{w.platform}/{w.model}/{w.framework}/{w.method}/w{w.world}/bmax.json"
 
 
 def engine_model_dir(engine, model):
@@ -73,7 +82,7 @@ def imported_records():
 
 
 def data_models():
-    stages = [*TRAINING_STAGES, *(["serve"] if "serve" in config else [])]
+    stages = [*TRAINING_STAGES, *[s for s in ("serve", "profile") if s in config]]
     return list(dict.fromkeys(m for stage in stages for m in config[stage]["models"]))
 
 

@@ -6,6 +6,7 @@ FIGURES = expand(
         *[f"{stage}_throughput" for stage in TRAINING_STAGES],
         "pretrain_method_tradeoff",
         *(SERVING_FIGURES if "serve" in config else []),
+        *(["fig5_idle_share"] if "profile" in config else []),
     ],
     ext=["png", "pdf"],
 )
@@ -69,3 +70,21 @@ rule figure_serving:
         "../../envs/pipeline.yaml"
     script:
         "../scripts/figure_serving.py"
+
+
+rule figure_idle_share:
+    input:
+        cells="results/tidy/cells.parquet",
+    output:
+        png=report(
+            "results/figures/fig5_idle_share.png",
+            caption="../report/fig5_idle_share.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/fig5_idle_share.pdf",
+    log:
+        "results/logs/figures/fig5_idle_share.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/figure_idle_share.py"

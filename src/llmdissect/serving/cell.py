@@ -20,6 +20,12 @@ from .metrics import serving_metrics
 from .trace import write_traces
 
 BYTES_PER_WEIGHT = {"bfloat16": 2, "float16": 2, "float32": 4}
+# how engines say that weights and KV cache do not fit, beside the allocator's own messages
+ENGINE_OOM_MARKERS = (
+    "no available memory for the cache blocks",
+    "larger than the available kv cache memory",
+    "less than desired gpu memory utilization",
+)
 WARMUP_REQUESTS = 2
 
 
@@ -48,7 +54,8 @@ def weights_problem(
 
 def failure_status(text: str) -> str:
     lowered = text.lower()
-    return "oom" if any(marker in lowered for marker in OOM_MARKERS) else "error"
+    markers = (*OOM_MARKERS, *ENGINE_OOM_MARKERS)
+    return "oom" if any(marker in lowered for marker in markers) else "error"
 
 
 def run_serving_cell(
@@ -67,10 +74,15 @@ def run_serving_cell(
     started_at, started = now_iso(), time.monotonic()
     prompts = read_prompts(prompts_path)
     max_tokens = workload["max_new_tokens"]
+    mode = workload["arrivals"]
     arrivals = Arrivals(
-        workload["arrivals"], workload.get("rate"), workload.get("concurrency"), workload["seed"]
+        mode,
+        workload.get("rate") if mode == "poisson" else None,
+        workload.get("concurrency") if mode == "concurrency" else None,
+        workload["seed"],
     )
     launch = engine_launch(template, cell.model, model_dir, len(prompts[0]) + max_tokens)
+    server = EngineServer(launch, server_log, template["startup_timeout_s"])
     settings = {
         "engine": dict(template),
         "command": launch.command,
@@ -87,7 +99,7 @@ def run_serving_cell(
         status, reason = "infeasible", problem
     else:
         try:
-            with EngineServer(launch, server_log, template["startup_timeout_s"]) as server:
+            with server:
                 log(f"{cell.key}: engine healthy after {server.startup_s:.1f} s")
                 warm = run_load(launch.endpoint, prompts[:WARMUP_REQUESTS], 4, Arrivals(), word)
                 asyncio.run(warm)
@@ -99,10 +111,13 @@ def run_serving_cell(
                 )  # fmt: skip
                 metrics = {"startup_s": server.startup_s, **serving_metrics(traces)}
         except (RuntimeError, TimeoutError, OSError) as error:
-            status, reason = failure_status(str(error)), f"{type(error).__name__}: {error}"
+            # the root cause (a CUDA OOM in a worker) can sit far above the log's last lines
+            status = failure_status(f"{error}\n{server.log_text()}")
+            reason = f"{type(error).__name__}: {error}\n(server log: {server_log})"
     if status == "ok" and metrics.get("completed", 0) == 0:
         first = next((t.error for t in traces if t.error), "no request completed")
-        status, reason = failure_status(first), f"every request failed; the first: {first}"
+        status = failure_status(f"{first}\n{server.log_text()}")
+        reason = f"every request failed; the first: {first} (server log: {server_log})"
     write_traces(trace_path, traces)
     record = make_record(
         key=cell.key,

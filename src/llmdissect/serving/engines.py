@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,13 +14,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .loadgen import Endpoint
 
 HOST = "127.0.0.1"
-KINDS = ("vllm", "transformers-serve", "command", "external")
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,6 @@ class Launch:
     health_url: str
     endpoint: Endpoint
     version_probe: list[str] | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -45,11 +44,12 @@ def engine_python(template: dict) -> str:
     python = template.get("python")
     if not python:
         return sys.executable
-    if not Path(python).exists():
+    found = shutil.which(python)
+    if not found:
         raise FileNotFoundError(
             f"engine python {python!r} does not exist (set up the engine's environment first)"
         )
-    return python
+    return found
 
 
 def vllm_launch(template: dict, model: str, model_dir: Path, max_model_len: int) -> Launch:
@@ -237,25 +237,29 @@ class EngineServer:
                 )
             time.sleep(1.0)
 
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():
             return "(no log)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self, grace_s: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        group = os.getpgid(self.process.pid)
-        os.killpg(group, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(group, signal.SIGKILL)
-            self.process.wait()
-        try:  # workers that outlived the leader
+        group = self.process.pid  # its own session: the group id is the leader's pid
+        if self.process.poll() is None:
+            os.killpg(group, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        try:  # workers that outlived the leader, also when the leader died on its own
             os.killpg(group, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        self.process.wait()
 
 
 def healthy(url: str) -> bool:

@@ -88,7 +88,9 @@ def read_event(trace: RequestTrace, payload: dict, now: float) -> None:
         trace.chunks.append((now, tokens))
 
 
-async def stream_one(session, endpoint: Endpoint, body: dict, trace: RequestTrace, clock) -> None:
+async def stream_one(
+    session, endpoint: Endpoint, body: dict, trace: RequestTrace, clock, timeout_s: float
+) -> None:
     path = "/v1/chat/completions" if endpoint.api == "chat" else "/v1/completions"
     trace.sent = clock()
     try:
@@ -107,6 +109,8 @@ async def stream_one(session, endpoint: Endpoint, body: dict, trace: RequestTrac
         trace.finished = clock()
         if not trace.chunks:
             raise RuntimeError("the response carried no output tokens")
+    except TimeoutError:
+        trace.error = f"TimeoutError: no complete response within {timeout_s:.0f} s"
     except Exception as error:  # a failed request is counted, never dropped
         trace.error = f"{type(error).__name__}: {error}"[:500]
 
@@ -140,7 +144,7 @@ async def run_load(
         if delay > 0:
             await asyncio.sleep(delay)
         async with limit:
-            await stream_one(session, endpoint, bodies[i], traces[i], clock)
+            await stream_one(session, endpoint, bodies[i], traces[i], clock, timeout_s)
         done += 1
         if progress:
             progress(done, len(prompts))

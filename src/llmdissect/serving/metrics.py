@@ -1,11 +1,11 @@
 """Serving metrics from request traces (definitions in the README, "Serving metrics").
 
 - TTFT: first output chunk's arrival - send time.
-- E2E: last chunk's arrival (the response's end) - send time.
+- E2E: end of the response (the stream closed, usage chunk included) - send time.
 - TPOT: (E2E - TTFT) / (output tokens - 1), per request with at least two output tokens.
 - ITL: every gap between consecutive output chunks, over all requests.
 - Throughput: tokens (or requests) of the completed requests over the makespan, first send to
-  last finish. Failed requests count in `failed` and in no latency or throughput.
+  the last response's end. Failed requests count in `failed` and in no latency or throughput.
 """
 
 from __future__ import annotations

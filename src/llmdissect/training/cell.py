@@ -38,10 +38,19 @@ def run_training_cell(
     workdir: Path,
     probe_timeout_s: float,
     log=print,
+    batch_size: int | None = None,
 ) -> dict:
+    """`batch_size` runs a "max" cell at a batch found before (a profiled cell reuses the
+    pre-training cell's search) instead of searching again."""
     started_at, started = now_iso(), time.monotonic()
     settings = dict(settings, batch_mode=cell.batch)
-    outcome = measure_cell(cell, spec, search, settings, workdir, probe_timeout_s, log)
+    if batch_size is not None:
+        outcome = run_probe(
+            spec.with_batch(batch_size, spec.warmup_steps, spec.measured_steps),
+            workdir, "measure", True, probe_timeout_s,
+        )  # fmt: skip
+    else:
+        outcome = measure_cell(cell, spec, search, settings, workdir, probe_timeout_s, log)
     if outcome["status"] == "ok":
         shutil.copyfile(workdir / "measure.steps.jsonl", steps_path)
     else:

@@ -66,6 +66,7 @@ def measure(spec: TrainSpec, steps_path: Path | None, rank: int) -> dict:
         steps, device_peak = run_steps(
             trainer, batches, device, spec.warmup_steps, spec.measured_steps
         )
+        profiled = profile_if_asked(spec, trainer, batches, device, rank)
     except Exception as error:
         if is_out_of_memory(error):
             return {"status": "oom", "reason": first_line(error)}
@@ -95,7 +96,28 @@ def measure(spec: TrainSpec, steps_path: Path | None, rank: int) -> dict:
     metrics["batch_size"] = spec.batch_size
     metrics["global_batch_size"] = spec.batch_size * data_size
     metrics["world_size"] = spec.world_size
-    return {"status": "ok", "metrics": metrics, "details": trainer.details}
+    details = dict(trainer.details)
+    if profiled:
+        details["profiled_activity"] = profiled.pop("activity")
+        metrics.update(profiled)
+        # how much the profiler slowed a step: profiled over unprofiled mean step time
+        mean_ms = metrics["step_time_ms_mean"]
+        metrics["profiler_overhead"] = profiled["profiled_step_ms"] / mean_ms - 1
+    return {"status": "ok", "metrics": metrics, "details": details}
+
+
+def profile_if_asked(spec: TrainSpec, trainer, batches, device: str, rank: int) -> dict | None:
+    """With options.profile, a few more steps under torch.profiler (rank 0 keeps the trace;
+    the other ranks run the same steps unprofiled, so collectives stay matched)."""
+    asked = spec.options.get("profile")
+    if not asked:
+        return None
+    if rank != 0:
+        run_steps(trainer, batches, device, 0, 1 + asked["active_steps"])
+        return None
+    from ..profiling.runner import profile_steps
+
+    return profile_steps(trainer, batches, device, asked["active_steps"], asked["trace_path"])
 
 
 def first_line(error: BaseException) -> str:

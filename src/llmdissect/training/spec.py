@@ -51,3 +51,48 @@ def training_options(settings: dict, stage: str, framework: str) -> dict:
     if stage == "finetune":
         options["lora"] = dict(settings["lora"])
     return options
+
+
+def stage_spec(
+    shape: ModelShape,
+    framework: str,
+    method: str,
+    samples_path: str,
+    settings: dict,
+    platform: dict,
+    seed: int,
+    world_size: int,
+    options: dict,
+) -> TrainSpec:
+    """The spec of a cell from its stage's config section and its platform (batch set later)."""
+    return TrainSpec(
+        shape=shape,
+        framework=framework,
+        method=method,
+        batch_size=1,
+        samples_path=samples_path,
+        device=platform["device"],
+        dtype=settings["dtype"],
+        warmup_steps=settings["warmup_steps"],
+        measured_steps=settings["measured_steps"],
+        learning_rate=settings["learning_rate"],
+        seed=seed,
+        memory_limit_gb=platform["memory_limit_gb"],
+        world_size=world_size,
+        options=options,
+    )
+
+
+def record_settings(spec: TrainSpec, samples_sha256: str) -> dict:
+    """What a training record says it ran with."""
+    return {
+        "model_shape": spec.shape.as_dict(),
+        "device": spec.device,
+        "dtype": spec.dtype,
+        "warmup_steps": spec.warmup_steps,
+        "measured_steps": spec.measured_steps,
+        "learning_rate": spec.learning_rate,
+        "memory_limit_gb": spec.memory_limit_gb,
+        "data_sha256": samples_sha256,
+        "world_size": spec.world_size,
+    }

@@ -7,7 +7,7 @@ import torch
 from ...methods import parse_method
 from ..hf_llama import attention_context, build_training_model, parameter_counts
 from ..spec import TrainSpec
-from .base import Framework, Trainer
+from .base import Framework, Trainer, phase
 
 
 class DeepSpeed(Framework):
@@ -76,9 +76,12 @@ class DeepSpeedTrainer(Trainer):
 
     def step(self, input_ids, attention_mask, labels) -> float:
         with attention_context(self.details["attention"]):
-            out = self.engine(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
-            self.engine.backward(out.loss)
-        self.engine.step()
+            with phase("forward"):
+                out = self.engine(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+            with phase("backward"):
+                self.engine.backward(out.loss)
+        with phase("optimizer"):
+            self.engine.step()
         return out.loss.detach().float().item()
 
     def parameter_counts(self) -> dict:

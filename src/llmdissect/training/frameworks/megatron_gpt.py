@@ -8,7 +8,7 @@ import torch
 from ...methods import parse_method
 from ...models import param_count, torch_dtype
 from ..spec import TrainSpec
-from .base import Framework, Trainer
+from .base import Framework, Trainer, phase
 
 
 class Megatron(Framework):
@@ -117,11 +117,14 @@ class MegatronTrainer(Trainer):
         targets = torch.roll(input_ids, -1, dims=1)
         loss_mask = torch.zeros_like(attention_mask, dtype=torch.float32)
         loss_mask[:, :-1] = attention_mask[:, 1:].float()
-        token_losses = self.model(input_ids, positions, masked, labels=targets)
-        loss = (token_losses.float() * loss_mask).sum() / loss_mask.sum()
-        loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        with phase("forward"):
+            token_losses = self.model(input_ids, positions, masked, labels=targets)
+            loss = (token_losses.float() * loss_mask).sum() / loss_mask.sum()
+        with phase("backward"):
+            loss.backward()
+        with phase("optimizer"):
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
         return loss.detach().item()
 
     def parameter_counts(self) -> dict:

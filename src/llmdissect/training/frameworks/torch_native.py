@@ -6,7 +6,7 @@ import torch
 
 from ..hf_llama import attention_context, build_training_model, parameter_counts
 from ..spec import TrainSpec
-from .base import Framework, Trainer
+from .base import Framework, Trainer, phase
 
 
 class TorchNative(Framework):
@@ -26,10 +26,13 @@ class TorchNativeTrainer(Trainer):
 
     def step(self, input_ids, attention_mask, labels) -> float:
         with attention_context(self.details["attention"]):
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
-            out.loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+            with phase("forward"):
+                out = self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+            with phase("backward"):
+                out.loss.backward()
+        with phase("optimizer"):
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
         return out.loss.detach().float().item()
 
     def parameter_counts(self) -> dict:

@@ -1,0 +1,1 @@
+"""Profiling: torch.profiler traces of training steps and what they say (phases, idle time)."""

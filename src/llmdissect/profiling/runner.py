@@ -1,0 +1,45 @@
+"""Profiled steps inside a probe process: after the timed steps, a few more under
+torch.profiler; the trace is kept (gzipped) and summarized into the probe's metrics."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from ..training.memory import synchronize
+from .phases import load_trace, phase_split
+
+
+def profile_steps(trainer, batches, device: str, active_steps: int, trace_path: Path) -> dict:
+    """One warm-up step under the profiler (not kept), then `active_steps` kept ones."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    activities = [ProfilerActivity.CPU]
+    if device.startswith("cuda"):
+        activities.append(ProfilerActivity.CUDA)
+    times_ms = []
+    raw = Path(f"{trace_path}.{os.getpid()}.json")
+    plan = schedule(wait=0, warmup=1, active=active_steps, repeat=1)
+    # exported when the active steps end; the profiler keeps nothing after its last cycle
+    export = lambda finished: finished.export_chrome_trace(str(raw))  # noqa: E731
+    with profile(activities=activities, schedule=plan, on_trace_ready=export) as profiler:
+        for index in range(1 + active_steps):
+            ids, mask, labels, _ = next(batches)
+            ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
+            synchronize(device)
+            start = time.perf_counter()
+            trainer.step(ids, mask, labels)
+            synchronize(device)
+            if index >= 1:
+                times_ms.append((time.perf_counter() - start) * 1000)
+            profiler.step()
+    with open(raw, "rb") as source, gzip.open(trace_path, "wb") as target:
+        shutil.copyfileobj(source, target)
+    raw.unlink()
+    summary = phase_split(load_trace(trace_path))
+    summary["profiled_step_ms"] = statistics.mean(times_ms)
+    return summary

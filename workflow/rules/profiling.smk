@@ -1,0 +1,27 @@
+rule profile_cell:
+    input:
+        samples="results/data/{model}/train.jsonl",
+        model_card="results/data/{model}/model",
+        largest=lambda w: largest_batch_record(w),
+    output:
+        record="results/records/profile/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.json",
+        steps="results/records/profile/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.steps.jsonl",
+        trace="results/records/profile/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.trace.json.gz",
+    log:
+        "results/logs/profile/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.log",
+    benchmark:
+        "results/benchmarks/profile/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        measure_slot=1,
+        gpu=lambda w: int(w.world) if PLATFORM_SETTINGS["device"] == "cuda" else 0,
+    params:
+        platform=PLATFORM_SETTINGS,
+        seed=config["seed"],
+        settings=config["pretrain"],
+        active_steps=config.get("profile", {}).get("active_steps", 3),
+        model_shapes=config["model_shapes"],
+        workdir=lambda w: f"results/work/profile/{w.platform}/{w.model}/{w.framework}/{w.method}/w{w.world}/b{w.batch}",
+    script:
+        "../scripts/profile_cell.py"

@@ -1,0 +1,73 @@
+import gzip
+import time
+from pathlib import Path
+
+from llmdissect.cells import TrainingCell
+from llmdissect.data import file_sha256
+from llmdissect.environment import collect_manifest
+from llmdissect.models import shape_from_config
+from llmdissect.records import make_record, now_iso, read_record, write_json_atomic
+from llmdissect.rule_io import echo, exit_on_sigterm, logged
+from llmdissect.training.cell import SearchSettings, run_training_cell
+from llmdissect.training.spec import record_settings, stage_spec, training_options
+
+
+def largest_batch(record_path):
+    """The batch the pre-training cell found, or why there is none."""
+    record = read_record(Path(record_path))
+    if record["status"] != "ok":
+        return None, f"{record['key']} has no largest batch: it is {record['status']}"
+    return record["metrics"]["batch_size"], None
+
+
+exit_on_sigterm()
+with logged(snakemake.log[0]):
+    w, params, out = snakemake.wildcards, snakemake.params, snakemake.output
+    settings = params.settings
+    cell = TrainingCell(
+        "profile", w.platform, w.model, w.framework, w.method, int(w.world), w.batch
+    )
+    batch_size, problem = (None, None)
+    if w.batch == "max":
+        batch_size, problem = largest_batch(snakemake.input.largest)
+    if problem:  # recorded, not a crash: the table shows why the cell is empty
+        record = make_record(
+            cell.key, cell.as_dict(), "infeasible", {}, {}, collect_manifest(), now_iso(),
+            time.monotonic(),
+            reason=problem,
+        )  # fmt: skip
+        write_json_atomic(Path(out.record), record)
+        Path(out.steps).write_text("")
+        gzip.open(out.trace, "wb").close()
+        echo(f"{cell.key}: infeasible {problem}")
+    else:
+        options = training_options(settings, "pretrain", w.framework)
+        options["profile"] = {"active_steps": params.active_steps, "trace_path": out.trace}
+        spec = stage_spec(
+            shape_from_config(w.model, params.model_shapes),
+            w.framework,
+            w.method,
+            snakemake.input.samples,
+            settings,
+            params.platform,
+            params.seed,
+            cell.world_size,
+            options,
+        )
+        run_training_cell(
+            cell,
+            spec,
+            SearchSettings(**settings["max_batch_search"]),
+            settings={
+                **record_settings(spec, file_sha256(snakemake.input.samples)),
+                "profiled_steps": params.active_steps,
+            },
+            record_path=Path(out.record),
+            steps_path=Path(out.steps),
+            workdir=Path(params.workdir),
+            probe_timeout_s=settings["probe_timeout_s"],
+            log=echo,
+            batch_size=batch_size or int(w.batch),
+        )
+        if not Path(out.trace).exists():  # the cell failed before its profiled steps
+            gzip.open(out.trace, "wb").close()
