@@ -50,6 +50,11 @@ TABLES = [
     "table9_size_ratio",
     "serving",
     "table5_phases",
+    "table6_modules",
+    "table7_recompute",
+    "table8_flash",
+    "operators",
+    "top_operators",
 ]
 EXPECTED = [
     "results/data/micro/model/config.json",
@@ -106,6 +111,8 @@ def test_every_cell_has_a_valid_record_with_the_right_outcome(finished_run):
         "serve/cpu/tiny/transformers/burst/w1",
         *(f"profile/cpu/micro/{fw}/baseline/w1/b{b}" for fw in ["torch", "deepspeed"]
           for b in ["1", "max"]),
+        "profile/cpu/micro/torch/flash/w1/b1",
+        "profile/cpu/micro/deepspeed/zero2/w2/b1",
     }  # fmt: skip
     assert set(records) == expected
     profiled = {key: records.pop(key) for key in list(records) if key.startswith("profile/")}
@@ -114,6 +121,10 @@ def test_every_cell_has_a_valid_record_with_the_right_outcome(finished_run):
         metrics = record["metrics"]
         assert 0 <= metrics["step_idle_share"] < 1 and "profiler_overhead" in metrics
         assert metrics["forward_wall_ms"] + metrics["backward_wall_ms"] <= metrics["step_wall_ms"]
+        assert metrics["module_attention_forward_ms"] > 0 < metrics["module_mlp_backward_ms"]
+        assert metrics["op_gemm_ms"] > 0 and metrics["top_operators"]
+    zero2 = profiled["profile/cpu/micro/deepspeed/zero2/w2/b1"]["metrics"]
+    assert zero2["op_communication_ms"] > 0 and zero2["comm_overlap_share"] is not None
     largest = records["pretrain/cpu/micro/torch/baseline/w1/bmax"]["metrics"]["batch_size"]
     assert profiled["profile/cpu/micro/torch/baseline/w1/bmax"]["metrics"]["batch_size"] == largest
     serving = {key: records.pop(key) for key in list(records) if key.startswith("serve/")}
@@ -174,6 +185,21 @@ def test_tables_show_oom_cells_and_scaling(finished_run):
     assert not table9["b=1 tokens/s"].isin(["OOM", "error", "-"]).any()
     tidy = pd.read_parquet(finished_run / "results/tidy/metrics.parquet")
     assert {"key", "status", "metric", "value"} <= set(tidy.columns)
+
+
+def test_profile_tables_pair_flash_with_plain_and_name_every_module(finished_run):
+    tables = finished_run / "results/tables"
+    table8 = pd.read_csv(tables / "table8_flash.csv", dtype=str)
+    assert list(table8["method"]) == ["baseline -> flash"]
+    assert not table8["forward faster"].isin(["-", "error"]).any()
+    table6 = pd.read_csv(tables / "table6_modules.csv", dtype=str)
+    modules = set(table6["module"])
+    assert {"Embedding", "RMSNorm", "SiLU", "LM head", "loss", "other (no module)"} <= modules
+    operators = pd.read_csv(tables / "operators.csv", dtype=str)
+    zero2 = operators[operators["method"] == "zero2"].iloc[0]
+    assert zero2["communication"] != "0.0%"
+    top = pd.read_csv(tables / "top_operators.csv")
+    assert set(top["rank"]) == {1, 2, 3, 4, 5}
 
 
 def test_a_second_run_has_nothing_to_do(finished_run):

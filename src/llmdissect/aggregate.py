@@ -78,6 +78,19 @@ def cells_frame(records: list[dict]) -> pd.DataFrame:
     return frame.sort_values("key", key=lambda keys: keys.map(natural_order)).reset_index(drop=True)
 
 
+TOP_OPERATOR_COLUMNS = ["name", "category", "ms_per_step", "calls_per_step", "share"]
+
+
+def top_operators_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per profiled cell and top operator (kernel on a GPU), in the record's order."""
+    rows = []
+    for record in records:
+        for rank, entry in enumerate((record["metrics"] or {}).get("top_operators") or [], 1):
+            rows.append({**cell_row(record), "rank": rank, **entry})
+    columns = [*CELL_COLUMNS, "rank", *TOP_OPERATOR_COLUMNS]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def natural_order(text: str) -> tuple:
     """Numbers compare as numbers, so llama2-7b comes before llama2-13b and b8 before b16."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))

@@ -85,9 +85,16 @@ def profile_cells(platform: str, section: dict) -> list[TrainingCell]:
         for block in section["grid"]:
             for framework, methods in block["frameworks"].items():
                 for method in methods:
-                    for batch in block["batches"]:
-                        cell = TrainingCell(
-                            "profile", platform, model, framework, method, 1, str(batch)
-                        )
-                        cells.setdefault(cell.key, cell)
+                    for world_size in block.get("world_sizes", [1]):
+                        for batch in block["batches"]:
+                            cell = TrainingCell(
+                                "profile",
+                                platform,
+                                model,
+                                framework,
+                                method,
+                                world_size,
+                                str(batch),
+                            )
+                            cells.setdefault(cell.key, cell)
     return list(cells.values())

@@ -207,4 +207,9 @@ def profile_problems(section: dict, config: dict) -> list[str]:
                 if problem:
                     key = f"profile.grid[{i}].frameworks.{framework}[{j}]"
                     problems.append(f"config key {key}: {problem}")
+            if framework in SINGLE_PROCESS_FRAMEWORKS and block.get("world_sizes", [1]) != [1]:
+                problems.append(
+                    f"config key profile.grid[{i}].world_sizes: framework {framework!r} runs one "
+                    "process; list it in a block whose world_sizes is [1]"
+                )
     return problems

@@ -10,12 +10,25 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import cells_frame, find_records, load_records, serving_requests_frame
+from .aggregate import (
+    cells_frame,
+    find_records,
+    load_records,
+    serving_requests_frame,
+    top_operators_frame,
+)
 from .figures import idle_share_figure, method_tradeoff_figure, training_throughput_figure
+from .profile_tables import (
+    flash_table,
+    module_table,
+    operator_table,
+    phase_table,
+    recompute_table,
+    top_operator_table,
+)
 from .serving_figures import SERVING_FIGURES, draw_serving_figure
 from .tables import (
     hardware_table,
-    phase_table,
     scaling_table,
     serving_table,
     size_ratio_table,
@@ -51,8 +64,36 @@ PHASE_TITLE = "Table V: forward, backward and optimizer time per step, and idle 
 PHASE_NOTE = (
     "per profiled step; wall: the phase's range; busy: time with at least one device activity "
     "running (GPU kernels; on a CPU, the profiler's CPU operators); idle = 1 - busy / wall; "
-    "profiler overhead: profiled over unprofiled mean step time - 1"
+    "profiler overhead: profiled over unprofiled median step time - 1"
 )
+PROFILE_TABLES = {
+    "table6_modules": (
+        module_table,
+        "Table VI: time per module in forward and backward, per profiled step",
+        "inclusive of the modules inside (a decoder layer holds attention, MLP, norms); kernels "
+        "attributed through the profiler's launch and autograd links; share of the forward and "
+        "backward activity; other: activity no module claims (the coverage figure)",
+    ),
+    "table7_recompute": (
+        recompute_table,
+        "Table VII: recomputation by batch size, phase times and idle share",
+        "recompute: the forward of the decoder layers run again inside the backward",
+    ),
+    "table8_flash": (
+        flash_table,
+        "Table VIII: attention module forward and backward, FlashAttention against plain",
+        "attention module including its projections; faster = 1 - flash / plain",
+        "no cell was profiled both with and without flash (same model, framework and batch)",
+    ),
+    "operators": (
+        operator_table,
+        "Operator level: activity by category, and communication overlap",
+        "share of the step's activity (GPU kernels; on a CPU, operators' self time); comm "
+        "overlapped: share of collective time with computation running on another stream "
+        "or thread",
+    ),
+}
+TOP_OPERATORS_TITLE = "Operator level: the five operators that took the most time per cell"
 HARDWARE_TITLE = "Table I: hardware of each platform, from the environment manifests"
 SCALING_TITLE = "Fig. 4 data: scaling efficiency = throughput(N) / (N x throughput(1))"
 FIGURES = {
@@ -69,10 +110,14 @@ TABLE_NAMES = [
     "table9_size_ratio",
     "serving",
     "table5_phases",
+    *PROFILE_TABLES,
+    "top_operators",
 ]
 
 
-def render_tables(cells: pd.DataFrame, platforms: pd.DataFrame, out: Path) -> list[Path]:
+def render_tables(
+    cells: pd.DataFrame, platforms: pd.DataFrame, top_operators: pd.DataFrame, out: Path
+) -> list[Path]:
     """Every table as <out>/<name>.md, .csv and .tex; returns the stems written."""
     out = Path(out)
     write_table(platforms, out / "table1_hardware", HARDWARE_TITLE)
@@ -91,6 +136,9 @@ def render_tables(cells: pd.DataFrame, platforms: pd.DataFrame, out: Path) -> li
     )
     write_table(serving_table(cells), out / "serving", SERVING_TITLE, SERVING_NOTE)
     write_table(phase_table(cells), out / "table5_phases", PHASE_TITLE, PHASE_NOTE)
+    for name, (build, title, note, *empty) in PROFILE_TABLES.items():
+        write_table(build(cells), out / name, title, note, *empty)
+    write_table(top_operator_table(top_operators), out / "top_operators", TOP_OPERATORS_TITLE)
     return [out / name for name in TABLE_NAMES]
 
 
@@ -100,7 +148,7 @@ def render_folder(record_dirs: list[Path], out: Path) -> int:
         raise SystemExit(f"no result records under {', '.join(map(str, record_dirs))}")
     records = load_records(paths)
     cells = cells_frame(records)
-    render_tables(cells, hardware_table(records), out / "tables")
+    render_tables(cells, hardware_table(records), top_operators_frame(records), out / "tables")
     for name, (draw, stage) in FIGURES.items():
         draw(cells, stage, out / "figures" / f"{name}.png", out / "figures" / f"{name}.pdf")
     if (cells["stage"] == "serve").any():

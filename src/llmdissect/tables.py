@@ -246,40 +246,6 @@ def serving_table(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-PHASE_LABELS = {"step": "whole step", "forward": "forward", "backward": "backward",
-                "optimizer": "optimizer"}  # fmt: skip
-
-
-def phase_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """Table V: per profiled cell and phase, wall and busy time per step and the idle share."""
-    rows = []
-    for _, row in cells[cells["stage"] == "profile"].iterrows():
-        base = {
-            "platform": row["platform"],
-            "model": row["model"],
-            "framework": row["framework"],
-            "method": row["method"],
-            "batch": shown_batch(row),
-        }
-        if row["status"] != "ok":
-            rows.append({**base, "phase": "-", "wall (ms)": shown(row, None)})
-            continue
-        for name, label in PHASE_LABELS.items():
-            rows.append(
-                {
-                    **base,
-                    "phase": label,
-                    "wall (ms)": shown(row, row.get(f"{name}_wall_ms")),
-                    "busy (ms)": shown(row, row.get(f"{name}_busy_ms")),
-                    "idle": shown(row, row.get(f"{name}_idle_share"), percent=True),
-                    "profiler overhead": shown(row, row.get("profiler_overhead"), percent=True)
-                    if name == "step"
-                    else "",
-                }
-            )
-    return pd.DataFrame(rows)
-
-
 def shown_batch(row: pd.Series) -> str:
     size = row.get("batch_size")
     if row["batch"] == "max":

@@ -15,6 +15,7 @@ rule tidy_results:
         cells="results/tidy/cells.parquet",
         platforms="results/tidy/platforms.csv",
         requests="results/tidy/serving_requests.parquet",
+        top_operators="results/tidy/top_operators.parquet",
     log:
         "results/logs/aggregate/tidy_results.log",
     conda:
@@ -27,6 +28,7 @@ rule render_tables:
     input:
         cells="results/tidy/cells.parquet",
         platforms="results/tidy/platforms.csv",
+        top_operators="results/tidy/top_operators.parquet",
     output:
         **{
             name: report(

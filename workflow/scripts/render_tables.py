@@ -9,5 +9,6 @@ with logged(snakemake.log[0]):
     render_tables(
         pd.read_parquet(snakemake.input.cells),
         pd.read_csv(snakemake.input.platforms),
+        pd.read_parquet(snakemake.input.top_operators),
         Path(snakemake.output.table1_hardware).parent,
     )

@@ -1,4 +1,10 @@
-from llmdissect.aggregate import cells_frame, load_records, serving_requests_frame, tidy_frame
+from llmdissect.aggregate import (
+    cells_frame,
+    load_records,
+    serving_requests_frame,
+    tidy_frame,
+    top_operators_frame,
+)
 from llmdissect.rule_io import logged
 from llmdissect.tables import hardware_table
 
@@ -11,4 +17,5 @@ with logged(snakemake.log[0]):
     cells_frame(records).to_parquet(snakemake.output.cells, index=False)
     hardware_table(records).to_csv(snakemake.output.platforms, index=False)
     serving_requests_frame(paths).to_parquet(snakemake.output.requests, index=False)
+    top_operators_frame(records).to_parquet(snakemake.output.top_operators, index=False)
     print(f"{len(records)} records, {len(tidy)} metric rows")

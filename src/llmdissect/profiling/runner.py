@@ -11,11 +11,15 @@ import time
 from pathlib import Path
 
 from ..training.memory import synchronize
+from .module_marks import module_ranges
+from .modules import module_times
+from .operators import operator_times
 from .phases import load_trace, phase_split
 
 
 def profile_steps(trainer, batches, device: str, active_steps: int, trace_path: Path) -> dict:
-    """One warm-up step under the profiler (not kept), then `active_steps` kept ones."""
+    """One warm-up step under the profiler (not kept), then `active_steps` kept ones, with the
+    model's modules marked (Tables VI-VIII)."""
     from torch.profiler import ProfilerActivity, profile, schedule
 
     activities = [ProfilerActivity.CPU]
@@ -26,7 +30,10 @@ def profile_steps(trainer, batches, device: str, active_steps: int, trace_path: 
     plan = schedule(wait=0, warmup=1, active=active_steps, repeat=1)
     # exported when the active steps end; the profiler keeps nothing after its last cycle
     export = lambda finished: finished.export_chrome_trace(str(raw))  # noqa: E731
-    with profile(activities=activities, schedule=plan, on_trace_ready=export) as profiler:
+    with (
+        module_ranges(trainer.root_module()),
+        profile(activities=activities, schedule=plan, on_trace_ready=export) as profiler,
+    ):
         for index in range(1 + active_steps):
             ids, mask, labels, _ = next(batches)
             ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
@@ -40,6 +47,9 @@ def profile_steps(trainer, batches, device: str, active_steps: int, trace_path: 
     with open(raw, "rb") as source, gzip.open(trace_path, "wb") as target:
         shutil.copyfileobj(source, target)
     raw.unlink()
-    summary = phase_split(load_trace(trace_path))
-    summary["profiled_step_ms"] = statistics.mean(times_ms)
+    events = load_trace(trace_path)
+    summary = phase_split(events)
+    summary.update(module_times(events))
+    summary.update(operator_times(events))
+    summary["profiled_step_ms"] = statistics.median(times_ms)
     return summary

@@ -110,7 +110,9 @@ def build_training_model(spec: TrainSpec, device: str):
             model = build_hf_model(spec.shape, dtype=spec.dtype, attention=attention)
         details["trained"] = "every parameter"
     if "recompute" in features:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False}
+        )
     if features & {"lora", "qlora"}:
         lora = spec.options["lora"]
         model = add_lora_adapters(model, lora)

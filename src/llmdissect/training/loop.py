@@ -68,6 +68,14 @@ def run_steps(
     return steps, device_peak
 
 
+def plain_steps(trainer: Trainer, batches: Iterator, device: str, count: int) -> None:
+    """Steps with nothing measured and no collective of their own: what the other ranks run
+    while rank 0 profiles, so both sides issue the same collectives."""
+    for _ in range(count):
+        ids, mask, labels, _ = next(batches)
+        trainer.step(ids.to(device), mask.to(device), labels.to(device))
+
+
 def global_token_counts(tokens: int, padded: int, device: str, trainer: Trainer) -> tuple[int, int]:
     """Tokens of this step over all data-parallel ranks (outside the timed region); ranks that
     share a batch (tensor parallel) count it once."""

@@ -35,6 +35,10 @@ class Trainer(ABC):
     def parameter_counts(self) -> dict:
         """params_total and params_trainable."""
 
+    def root_module(self):
+        """The model as a torch module, whose submodules the profiler marks."""
+        return self.model
+
 
 class Framework(ABC):
     name: str

@@ -86,3 +86,6 @@ class DeepSpeedTrainer(Trainer):
 
     def parameter_counts(self) -> dict:
         return self.counts
+
+    def root_module(self):
+        return self.engine.module

@@ -1,0 +1,206 @@
+"""Tables V-VIII and the operator level, from profiled cells (one row per cell) and their top
+operators (one row per cell and operator)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .methods import parse_method
+from .profiling.module_marks import ROLES
+from .profiling.operators import CATEGORIES
+from .tables import shown, shown_batch
+
+PHASE_LABELS = {"step": "whole step", "forward": "forward", "backward": "backward",
+                "optimizer": "optimizer"}  # fmt: skip
+MODULE_LABELS = {
+    "embedding": "Embedding",
+    "decoder_layer": "decoder layer (all of it)",
+    "attention": "attention (with its projections)",
+    "core_attention": "core attention",
+    "mlp": "MLP (with its projections)",
+    "rmsnorm": "RMSNorm",
+    "linear": "Linear (projections)",
+    "silu": "SiLU",
+    "rotary": "rotary embedding",
+    "lm_head": "LM head",
+    "loss": "loss",
+    "parameter_gradients": "parameter gradients (accumulate, reduce)",
+}
+
+
+def _profiled(cells: pd.DataFrame) -> pd.DataFrame:
+    return cells[cells["stage"] == "profile"]
+
+
+def _cell_columns(row: pd.Series) -> dict:
+    return {
+        "platform": row["platform"],
+        "model": row["model"],
+        "framework": row["framework"],
+        "method": row["method"],
+        "world": f"{row['world_size']:.0f}" if pd.notna(row.get("world_size")) else "-",
+        "batch": shown_batch(row),
+    }
+
+
+def phase_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Table V: per profiled cell and phase, wall and busy time per step and the idle share."""
+    rows = []
+    for _, row in _profiled(cells).iterrows():
+        base = _cell_columns(row)
+        if row["status"] != "ok":
+            rows.append({**base, "phase": "-", "wall (ms)": shown(row, None)})
+            continue
+        for name, label in PHASE_LABELS.items():
+            rows.append(
+                {
+                    **base,
+                    "phase": label,
+                    "wall (ms)": shown(row, row.get(f"{name}_wall_ms")),
+                    "busy (ms)": shown(row, row.get(f"{name}_busy_ms")),
+                    "idle": shown(row, row.get(f"{name}_idle_share"), percent=True),
+                    "profiler overhead": shown(row, row.get("profiler_overhead"), percent=True)
+                    if name == "step"
+                    else "",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def module_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Table VI: per profiled cell, each module's forward and backward time per step
+    (inclusive of the modules inside it), and what no module claims ("other")."""
+    rows = []
+    for _, row in _profiled(cells).iterrows():
+        base = _cell_columns(row)
+        if row["status"] != "ok":
+            rows.append({**base, "module": "-", "forward (ms)": shown(row, None)})
+            continue
+        activity = row.get("module_activity_ms")
+        for role in ROLES:
+            forward = row.get(f"module_{role}_forward_ms")
+            backward = row.get(f"module_{role}_backward_ms")
+            recompute = row.get(f"module_{role}_recompute_ms")
+            if all(v is None or pd.isna(v) for v in (forward, backward, recompute)):
+                continue
+            rows.append(
+                {
+                    **base,
+                    "module": MODULE_LABELS[role],
+                    "forward (ms)": shown(row, forward),
+                    "backward (ms)": shown(row, backward),
+                    "recompute (ms)": shown(row, recompute),
+                    "share of activity": shown(
+                        row,
+                        _sum(forward, backward, recompute) / activity if activity else None,
+                        percent=True,
+                    ),
+                }
+            )
+        rows.append(
+            {
+                **base,
+                "module": "other (no module)",
+                "share of activity": shown(row, row.get("module_other_share"), percent=True),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _sum(*values) -> float:
+    return sum(float(v) for v in values if v is not None and pd.notna(v))
+
+
+def recompute_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Table VII: profiled cells with recomputation, by batch: phase times, the recomputed
+    forward inside the backward, and the idle share of each phase."""
+    rows = []
+    profiled = _profiled(cells)
+    for _, row in profiled.iterrows():
+        if "recompute" not in parse_method(row["method"]):
+            continue
+        out = _cell_columns(row)
+        out["tokens/s"] = shown(row, row.get("tokens_per_s"))
+        out["forward (ms)"] = shown(row, row.get("forward_wall_ms"))
+        out["backward (ms)"] = shown(row, row.get("backward_wall_ms"))
+        out["of it recompute (ms)"] = shown(row, row.get("module_decoder_layer_recompute_ms"))
+        out["optimizer (ms)"] = shown(row, row.get("optimizer_wall_ms"))
+        for phase in ("forward", "backward", "optimizer"):
+            out[f"{phase} idle"] = shown(row, row.get(f"{phase}_idle_share"), percent=True)
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def flash_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Table VIII: the attention module with FlashAttention against the same cell without it:
+    forward and backward time per step and how much faster ("faster" = 1 - flash / plain)."""
+    profiled = _profiled(cells)
+    ok = profiled[profiled["status"] == "ok"]
+    rows = []
+    for _, flash in ok.iterrows():
+        features = parse_method(flash["method"])
+        if "flash" not in features:
+            continue
+        plain_features = features - {"flash"}
+        match = ok[
+            (ok["platform"] == flash["platform"])
+            & (ok["model"] == flash["model"])
+            & (ok["framework"] == flash["framework"])
+            & (ok["world_size"] == flash["world_size"])
+            & (ok["batch"] == flash["batch"])
+            & ok["method"].map(parse_method).isin([plain_features])
+        ]
+        if match.empty:
+            continue
+        plain = match.iloc[0]
+        out = _cell_columns(flash)
+        out["method"] = f"{plain['method']} -> {flash['method']}"
+        for phase in ("forward", "backward"):
+            before = plain.get(f"module_attention_{phase}_ms")
+            after = flash.get(f"module_attention_{phase}_ms")
+            out[f"{phase} plain (ms)"] = shown(plain, before)
+            out[f"{phase} flash (ms)"] = shown(flash, after)
+            faster = 1 - after / before if before and pd.notna(after) else None
+            out[f"{phase} faster"] = shown(flash, faster, percent=True)
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def operator_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Operator level: activity per category as a share of the step's, and communication
+    time with the share of it that overlaps computation."""
+    rows = []
+    for _, row in _profiled(cells).iterrows():
+        out = _cell_columns(row)
+        total = row.get("op_total_ms")
+        out["activity (ms)"] = shown(row, total)
+        for category in CATEGORIES:
+            value = row.get(f"op_{category}_ms")
+            share = value / total if total and value is not None and pd.notna(value) else None
+            out[category] = shown(row, share, percent=True)
+        out["comm (ms)"] = shown(row, row.get("comm_ms"))
+        out["comm overlapped"] = shown(row, row.get("comm_overlap_share"), percent=True)
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def top_operator_table(top: pd.DataFrame, count: int = 5) -> pd.DataFrame:
+    """The operators (kernels on a GPU) that took the most time, per profiled cell."""
+    rows = []
+    for _, row in top[top["rank"] <= count].iterrows():
+        rows.append(
+            {
+                "platform": row["platform"],
+                "model": row["model"],
+                "framework": row["framework"],
+                "method": row["method"],
+                "world": row["world_size"],
+                "batch": row["batch"],
+                "rank": row["rank"],
+                "operator": str(row["name"])[:80],
+                "category": row["category"],
+                "ms per step": f"{row['ms_per_step']:.3f}",
+                "share": f"{100 * row['share']:.1f}%" if pd.notna(row["share"]) else "-",
+            }
+        )
+    return pd.DataFrame(rows)

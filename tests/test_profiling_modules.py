@@ -1,0 +1,133 @@
+"""Module attribution, operator categories and communication overlap: on hand-made traces
+where the answer is known, and on real profiler traces of CPU steps."""
+
+import pytest
+
+from llmdissect.models import shape_from_config
+from llmdissect.profiling.module_marks import module_ranges, module_role
+from llmdissect.profiling.modules import module_times
+from llmdissect.profiling.operators import operator_category, operator_times
+from llmdissect.training.frameworks import get_framework
+from llmdissect.training.spec import TrainSpec
+
+
+def event(cat, name, ts, dur, tid=1, **args):
+    return {"ph": "X", "cat": cat, "name": name, "ts": ts, "dur": dur, "tid": tid, "args": args}
+
+
+def test_gpu_kernels_follow_their_launch_and_backward_functions_their_forward_operator():
+    # forward 0-100: a matmul in module.linear (inside module.attention) launches kernel 1,
+    # and a launch outside any module launches kernel 3; backward 100-200 on another thread:
+    # MmBackward0 (sequence number 7, the forward matmul's) launches kernel 2
+    events = [
+        event("user_annotation", "ProfilerStep#1", 0, 300),
+        event("user_annotation", "phase.forward", 0, 100),
+        event("user_annotation", "module.attention", 5, 60),
+        event("user_annotation", "module.linear", 10, 40),
+        event("cpu_op", "aten::mm", 12, 20, **{"Sequence number": 7}),
+        event("cuda_runtime", "cudaLaunchKernel", 14, 5, correlation=1),
+        event("cuda_runtime", "cudaLaunchKernel", 80, 5, correlation=3),
+        event("user_annotation", "phase.backward", 100, 100),
+        event("cpu_op", "autograd::engine::evaluate_function: MmBackward0", 110, 50, tid=2,
+              **{"Sequence number": 7}),
+        event("cuda_runtime", "cudaLaunchKernel", 115, 5, tid=2, correlation=2),
+        event("kernel", "nvjet_tst_128x256_64x4", 20, 30, tid=7, correlation=1),
+        event("kernel", "nvjet_tst_128x256_64x4", 130, 60, tid=7, correlation=2),
+        event("kernel", "vectorized_elementwise_kernel", 90, 10, tid=7, correlation=3),
+    ]  # fmt: skip
+    times = module_times(events)
+    assert times["module_linear_forward_ms"] == pytest.approx(0.030)
+    assert times["module_attention_forward_ms"] == pytest.approx(0.030)
+    assert times["module_linear_backward_ms"] == pytest.approx(0.060)
+    assert times["module_attention_backward_ms"] == pytest.approx(0.060)
+    assert times["module_other_share"] == pytest.approx(10 / 100)
+
+
+@pytest.mark.parametrize(
+    ("name", "category"),
+    [
+        ("aten::mm", "gemm"),
+        ("aten::addmm", "gemm"),
+        ("nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NTN", "gemm"),
+        ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64", "gemm"),
+        ("void cutlass::Kernel2<cutlass_80_wmma_tensorop_bf16_s161616gemm>", "gemm"),
+        ("void flash::flash_fwd_kernel<Flash_fwd_kernel_traits<128, 128>>", "attention"),
+        ("aten::_scaled_dot_product_flash_attention_for_cpu", "attention"),
+        ("void at::native::(anonymous namespace)::cunn_SoftMaxForward<8>", "attention"),
+        ("void at::native::vectorized_elementwise_kernel<4, silu_kernel>", "elementwise"),
+        ("aten::silu", "elementwise"),
+        ("void at::native::reduce_kernel<512, 1, ReduceOp<float, MeanOps>>", "reduction"),
+        ("aten::nll_loss_forward", "reduction"),
+        ("aten::rsqrt", "normalization"),
+        ("Memcpy DtoD (Device -> Device)", "memory"),
+        ("aten::copy_", "memory"),
+        ("ncclDevKernel_AllReduce_Sum_bf16_RING_LL(ncclDevKernelArgsStorage)", "communication"),
+        ("ncclDevKernel_ReduceScatter_Sum_bf16_RING_LL", "communication"),
+        ("c10d::_allgather_base_", "communication"),
+        ("gloo:all_reduce", "communication"),
+        ("torch::autograd::AccumulateGrad", "other"),
+        ("MmBackward0", "other"),
+        ("aten::view", "other"),
+    ],
+)  # fmt: skip
+def test_operator_categories(name, category):
+    assert operator_category(name) == category
+
+
+def test_communication_overlap_counts_computation_on_other_streams_only():
+    events = [
+        event("user_annotation", "ProfilerStep#1", 0, 100),
+        event("kernel", "ncclDevKernel_AllReduce_Sum_bf16_RING_LL", 0, 40, tid=20),
+        event("kernel", "nvjet_tst_gemm", 10, 20, tid=7),  # overlaps 20 of the 40
+        event("kernel", "nvjet_tst_gemm", 50, 30, tid=20),  # same stream: cannot overlap
+    ]
+    times = operator_times(events)
+    assert times["comm_ms"] == pytest.approx(0.040)
+    assert times["comm_overlap_share"] == pytest.approx(0.5)
+    assert times["op_gemm_ms"] == pytest.approx(0.050)
+    assert [t["category"] for t in times["top_operators"]] == ["gemm", "communication"]
+
+
+def test_roles_of_the_transformers_llama_modules():
+    from llmdissect.models import build_hf_model
+
+    model = build_hf_model(shape_from_config("micro"))
+    roles = {path: module_role(path.rsplit(".", 1)[-1], m) for path, m in model.named_modules()}
+    assert roles["model.embed_tokens"] == "embedding"
+    assert roles["model.layers.0"] == "decoder_layer"
+    assert roles["model.layers.0.self_attn"] == "attention"
+    assert roles["model.layers.0.self_attn.q_proj"] == "linear"
+    assert roles["model.layers.0.mlp"] == "mlp"
+    assert roles["model.layers.0.mlp.act_fn"] == "silu"
+    assert roles["model.layers.0.input_layernorm"] == "rmsnorm"
+    assert roles["lm_head"] == "lm_head"
+
+
+@pytest.mark.parametrize("method", ["baseline", "recompute"])
+def test_every_module_of_a_real_cpu_step_gets_time(tmp_path, method):
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from llmdissect.profiling.phases import load_trace
+
+    spec = TrainSpec(shape_from_config("micro"), "torch", method, 2, samples_path="")
+    trainer = get_framework("torch").build(spec, "cpu")
+    ids = torch.randint(0, 1000, (2, 48))
+    model = trainer.root_module()
+    hooks = [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()]
+    with module_ranges(model), profile(activities=[ProfilerActivity.CPU]) as profiler:
+        with torch.profiler.record_function("ProfilerStep#1"):
+            trainer.step(ids, torch.ones_like(ids), ids)
+    profiler.export_chrome_trace(str(tmp_path / "trace.json"))
+    times = module_times(load_trace(tmp_path / "trace.json"))
+    for role in ("embedding", "decoder_layer", "attention", "mlp", "rmsnorm", "linear", "silu",
+                 "lm_head", "loss"):  # fmt: skip
+        assert times[f"module_{role}_forward_ms"] > 0, role
+    for role in ("decoder_layer", "attention", "mlp", "linear", "lm_head", "loss"):
+        assert times[f"module_{role}_backward_ms"] > 0, role
+    recomputed = "module_decoder_layer_recompute_ms" in times
+    assert recomputed == (method == "recompute")
+    assert times["module_other_share"] < 0.1
+    # the marks are gone afterwards: no hooks left, the loss callable is the model's own again
+    assert hooks == [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()]
+    assert "_loss_function" not in vars(model)
