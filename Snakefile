@@ -22,3 +22,20 @@ rule all:
     default_target: True
     input:
         final_targets(),
+
+
+onerror:
+    # A cell whose job failed on its last attempt gets an error record: the next run renders
+    # the tables with it instead of a hole.
+    from llmdissect.failures import record_failed_cells
+
+    written = record_failed_cells(
+        log, {record_path(cell): cell for cell in measured_cells()}
+    )
+    for path in written:
+        print(f"llmdissect: recorded as failed: {path}", file=sys.stderr)
+    if written:
+        print(
+            "llmdissect: run the same command again to render the tables with them",
+            file=sys.stderr,
+        )

@@ -131,3 +131,36 @@ def test_every_module_of_a_real_cpu_step_gets_time(tmp_path, method):
     # the marks are gone afterwards: no hooks left, the loss callable is the model's own again
     assert hooks == [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()]
     assert "_loss_function" not in vars(model)
+
+
+class FailingTrainer:
+    """Fault injection: a trainer whose second step fails (as an OOM in a profiled step would)."""
+
+    def __init__(self):
+        import torch
+
+        self.model, self.calls = torch.nn.Linear(4, 4), 0
+
+    def root_module(self):
+        return self.model
+
+    def step(self, ids, mask, labels):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("injected failure")
+        return self.model(ids.float()).sum().item()
+
+
+def test_a_failed_profiled_step_leaves_nothing_beside_the_records(tmp_path):
+    import itertools
+
+    import torch
+
+    from llmdissect.profiling.runner import profile_steps
+
+    batch = (torch.ones(2, 4), torch.ones(2, 4), torch.ones(2, 4), 8)
+    with pytest.raises(RuntimeError, match="injected"):
+        profile_steps(
+            FailingTrainer(), itertools.repeat(batch), "cpu", 2, tmp_path / "b1.trace.json.gz"
+        )
+    assert list(tmp_path.iterdir()) == []

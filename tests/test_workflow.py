@@ -1,43 +1,18 @@
 """The whole default DAG on the small test config, plus lint, format and dry-run checks."""
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import BIN
+from conftest import run_snakemake as snakemake
 
 from llmdissect.records import read_record
 from llmdissect.serving.trace import read_traces
 from llmdissect.serving_figures import SERVING_FIGURES
 
 pytestmark = pytest.mark.workflow
-BIN = Path(sys.executable).parent
-
-
-def snakemake(cwd: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    return subprocess.run(
-        [str(BIN / "snakemake"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    from conftest import copy_workflow
-
-    workdir = copy_workflow(tmp_path_factory.mktemp("run"))
-    done = snakemake(workdir, "--cores", "2", "--configfile", "tests/config/test.yaml")
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return workdir
 
 
 TABLES = [

@@ -78,10 +78,20 @@ TRAINING_STAGES = ("pretrain", "finetune")
 
 def semantic_problems(config: dict) -> list[str]:
     problems = []
-    if config["platform"] not in config["platforms"]:
-        known = ", ".join(sorted(config["platforms"]))
+    known = ", ".join(sorted(config["platforms"]))
+    measured = run_platforms(config)
+    for name in measured:
+        if name not in config["platforms"]:
+            problems.append(f"config key platform: {name!r} is not a key of platforms ({known})")
+    unpartitioned = [
+        name
+        for name in measured
+        if "slurm_partition" not in config["platforms"].get(name, {"slurm_partition": ""})
+    ]
+    if len(measured) > 1 and unpartitioned:
         problems.append(
-            f"config key platform: {config['platform']!r} is not a key of platforms ({known})"
+            "config key platform: several platforms are measured at once, so each needs "
+            f"platforms.<name>.slurm_partition (missing for {', '.join(unpartitioned)})"
         )
     data = config["data"]
     if data["seq_len_spread"] >= data["seq_len"]:
@@ -106,6 +116,12 @@ def semantic_problems(config: dict) -> list[str]:
         if not Path(folder).is_dir():
             problems.append(f"config key aggregate.import_dirs[{i}]: no folder {folder!r}")
     return problems
+
+
+def run_platforms(config: dict) -> list[str]:
+    """The platforms this run measures: `platform` is one name or a list of them."""
+    chosen = config["platform"]
+    return [chosen] if isinstance(chosen, str) else list(chosen)
 
 
 def training_stage_problems(stage: str, section: dict, config: dict) -> list[str]:

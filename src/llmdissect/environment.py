@@ -36,6 +36,7 @@ def collect_manifest(repo_dir: Path | None = None) -> dict:
         "accelerators": accelerator_info(),
         "git": git_info(repo_dir or Path.cwd()),
         "slurm": {k: os.environ[k] for k in SLURM_VARIABLES if k in os.environ},
+        "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
 
 

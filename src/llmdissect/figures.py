@@ -118,6 +118,7 @@ def idle_share_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path) -> 
         return save(figure, png, pdf)
     labels = [
         f"{r['platform']} / {r['model']} / {r['framework']} {r['method']} / b={r['batch_size']:.0f}"
+        + (f" x {r['world_size']:.0f} processes" if r["world_size"] > 1 else "")
         for _, r in cells.iterrows()
     ]
     figure, axis = plt.subplots(figsize=(9, max(2.5, 0.5 * len(cells) + 1.2)))

@@ -10,7 +10,8 @@ os.environ.update(
 )
 
 from llmdissect.cells import profile_cells, serving_cells, training_cells
-from llmdissect.config import ConfigError, check_config, load_schema
+from llmdissect.config import ConfigError, check_config, load_schema, run_platforms
+from llmdissect.placement import cell_gpus
 
 # The whole config is checked before any job is planned: a refused config names each bad key.
 try:
@@ -21,8 +22,39 @@ try:
 except ConfigError as error:
     sys.exit(f"llmdissect: {error}")
 
-PLATFORM = config["platform"]
-PLATFORM_SETTINGS = config["platforms"][PLATFORM]
+PLATFORMS = run_platforms(config)
+
+
+def platform_settings(w):
+    return config["platforms"][w.platform]
+
+
+def cell_gpu_count(w):
+    return cell_gpus(platform_settings(w), int(w.world))
+
+
+def cpu_measure_slot(w):
+    return 0 if cell_gpu_count(w) else 1
+
+
+def scheduler_resources():
+    """Partition and GPU model per platform, where the config names them (SLURM reads both;
+    a local run ignores them)."""
+    settings = [config["platforms"][p] for p in PLATFORMS]
+    extra = {}
+    if any("slurm_partition" in s for s in settings):
+        extra["slurm_partition"] = lambda w: platform_settings(w)["slurm_partition"]
+    if any("gpu_model" in s for s in settings):
+        extra["gpu_model"] = lambda w: platform_settings(w).get("gpu_model", "")
+    if any("gpus_per_node" in s for s in settings):
+        extra["nodes"] = lambda w: nodes_for(w)
+    return extra
+
+
+def nodes_for(w):
+    per_node = platform_settings(w).get("gpus_per_node")
+    gpus = cell_gpu_count(w)
+    return max(1, -(-gpus // per_node)) if per_node else 1
 
 
 wildcard_constraints:
@@ -39,15 +71,14 @@ TRAINING_STAGES = [stage for stage in ("pretrain", "finetune") if stage in confi
 
 def measured_cells():
     """Every cell of the config: pre-training, fine-tuning, then serving."""
-    cells = [
-        cell
-        for stage in TRAINING_STAGES
-        for cell in training_cells(stage, PLATFORM, config[stage])
-    ]
-    if "serve" in config:
-        cells += serving_cells(PLATFORM, config["serve"], config["engines"])
-    if "profile" in config:
-        cells += profile_cells(PLATFORM, config["profile"])
+    cells = []
+    for platform in PLATFORMS:
+        for stage in TRAINING_STAGES:
+            cells += training_cells(stage, platform, config[stage])
+        if "serve" in config:
+            cells += serving_cells(platform, config["serve"], config["engines"])
+        if "profile" in config:
+            cells += profile_cells(platform, config["profile"])
     return cells
 
 

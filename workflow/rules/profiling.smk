@@ -14,10 +14,11 @@ rule profile_cell:
     conda:
         "../../envs/train.yaml"
     resources:
-        measure_slot=1,
-        gpu=lambda w: int(w.world) if PLATFORM_SETTINGS["device"] == "cuda" else 0,
+        **scheduler_resources(),
+        gpu=cell_gpu_count,
+        measure_slot=cpu_measure_slot,
     params:
-        platform=PLATFORM_SETTINGS,
+        platform=platform_settings,
         seed=config["seed"],
         settings=config["pretrain"],
         active_steps=config.get("profile", {}).get("active_steps", 3),

@@ -26,12 +26,13 @@ rule serving_cell:
     conda:
         "../../envs/serve.yaml"
     resources:
-        measure_slot=1,
-        gpu=lambda w: int(w.world) if PLATFORM_SETTINGS["device"] == "cuda" else 0,
+        **scheduler_resources(),
+        gpu=cell_gpu_count,
+        measure_slot=cpu_measure_slot,
     params:
         engine=lambda w: config["engines"][w.engine],
         workload=lambda w: config["serve"]["workloads"][w.workload],
-        platform=PLATFORM_SETTINGS,
+        platform=platform_settings,
         model_shapes=config["model_shapes"],
     script:
         "../scripts/serving_cell.py"

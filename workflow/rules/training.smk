@@ -14,13 +14,14 @@ rule training_cell:
     conda:
         "../../envs/train.yaml"
     resources:
-        # One measuring job per device at a time: the profiles cap this resource.
-        measure_slot=1,
-        # One GPU per process of the cell (none on a CPU platform).
-        gpu=lambda w: int(w.world) if PLATFORM_SETTINGS["device"] == "cuda" else 0,
+        **scheduler_resources(),
+        # GPUs: one per process (none on a CPU platform); the job claims which ones.
+        gpu=cell_gpu_count,
+        # Cells without GPUs share the CPU: one at a time (the local profile caps it).
+        measure_slot=cpu_measure_slot,
     params:
         stage=lambda w: w.stage,
-        platform=PLATFORM_SETTINGS,
+        platform=platform_settings,
         seed=config["seed"],
         settings=lambda w: config[w.stage],
         model_shapes=config["model_shapes"],

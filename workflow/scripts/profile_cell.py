@@ -6,6 +6,7 @@ from llmdissect.cells import TrainingCell
 from llmdissect.data import file_sha256
 from llmdissect.environment import collect_manifest
 from llmdissect.models import shape_from_config
+from llmdissect.placement import claimed_devices
 from llmdissect.records import make_record, now_iso, read_record, write_json_atomic
 from llmdissect.rule_io import echo, exit_on_sigterm, logged
 from llmdissect.training.cell import SearchSettings, run_training_cell
@@ -21,7 +22,7 @@ def largest_batch(record_path):
 
 
 exit_on_sigterm()
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0]), claimed_devices(snakemake.resources.gpu, log=echo):
     w, params, out = snakemake.wildcards, snakemake.params, snakemake.output
     settings = params.settings
     cell = TrainingCell(

@@ -3,11 +3,12 @@ from pathlib import Path
 from llmdissect.cells import ServingCell
 from llmdissect.hardware import device_memory_gb
 from llmdissect.models import shape_from_config
+from llmdissect.placement import claimed_devices
 from llmdissect.rule_io import echo, exit_on_sigterm, logged
 from llmdissect.serving.cell import run_serving_cell
 
 exit_on_sigterm()  # the engine's process group is stopped on the way out
-with logged(snakemake.log.cell):
+with logged(snakemake.log.cell), claimed_devices(snakemake.resources.gpu, log=echo):
     w, params = snakemake.wildcards, snakemake.params
     cell = ServingCell(w.platform, w.model, w.engine, w.workload, int(w.world))
     on_gpu = params.platform["device"] == "cuda"

@@ -3,12 +3,13 @@ from pathlib import Path
 from llmdissect.cells import TrainingCell
 from llmdissect.data import file_sha256
 from llmdissect.models import shape_from_config
+from llmdissect.placement import claimed_devices
 from llmdissect.rule_io import echo, exit_on_sigterm, logged
 from llmdissect.training.cell import SearchSettings, run_training_cell
 from llmdissect.training.spec import record_settings, stage_spec, training_options
 
 exit_on_sigterm()
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0]), claimed_devices(snakemake.resources.gpu, log=echo):
     w, params = snakemake.wildcards, snakemake.params
     settings = params.settings
     cell = TrainingCell(

@@ -20,16 +20,35 @@ from .phases import load_trace, phase_split
 def profile_steps(trainer, batches, device: str, active_steps: int, trace_path: Path) -> dict:
     """One warm-up step under the profiler (not kept), then `active_steps` kept ones, with the
     model's modules marked (Tables VI-VIII)."""
+    # not *.json: a raw trace left by a failed step must not pass for a result record
+    raw = Path(f"{trace_path}.{os.getpid()}.raw")
+    try:
+        times_ms = _profiled_steps(trainer, batches, device, active_steps, raw)
+    except BaseException:
+        raw.unlink(missing_ok=True)
+        raise
+    with open(raw, "rb") as source, gzip.open(trace_path, "wb") as target:
+        shutil.copyfileobj(source, target)
+    raw.unlink()
+    events = load_trace(trace_path)
+    summary = phase_split(events)
+    summary.update(module_times(events))
+    summary.update(operator_times(events))
+    summary["profiled_step_ms"] = statistics.median(times_ms)
+    return summary
+
+
+def _profiled_steps(trainer, batches, device: str, active_steps: int, raw: Path) -> list[float]:
+    """Step times (ms) of the kept steps; the trace is exported to `raw` as they end."""
     from torch.profiler import ProfilerActivity, profile, schedule
 
     activities = [ProfilerActivity.CPU]
     if device.startswith("cuda"):
         activities.append(ProfilerActivity.CUDA)
-    times_ms = []
-    raw = Path(f"{trace_path}.{os.getpid()}.json")
     plan = schedule(wait=0, warmup=1, active=active_steps, repeat=1)
     # exported when the active steps end; the profiler keeps nothing after its last cycle
     export = lambda finished: finished.export_chrome_trace(str(raw))  # noqa: E731
+    times_ms = []
     with (
         module_ranges(trainer.root_module()),
         profile(activities=activities, schedule=plan, on_trace_ready=export) as profiler,
@@ -44,12 +63,4 @@ def profile_steps(trainer, batches, device: str, active_steps: int, trace_path: 
             if index >= 1:
                 times_ms.append((time.perf_counter() - start) * 1000)
             profiler.step()
-    with open(raw, "rb") as source, gzip.open(trace_path, "wb") as target:
-        shutil.copyfileobj(source, target)
-    raw.unlink()
-    events = load_trace(trace_path)
-    summary = phase_split(events)
-    summary.update(module_times(events))
-    summary.update(operator_times(events))
-    summary["profiled_step_ms"] = statistics.median(times_ms)
-    return summary
+    return times_ms

@@ -144,13 +144,45 @@ def main(argv: list[str]) -> int:
     os._exit(0 if outcome["status"] == "ok" else 1)
 
 
-def launch_command(spec: TrainSpec, arguments: list[str]) -> list[str]:
-    if get_framework(spec.framework).distributed:
+RENDEZVOUS_PORT = 29500
+
+
+def launch_command(spec: TrainSpec, arguments: list[str], env=os.environ) -> list[str]:
+    """One process, torchrun on this node, or (in a SLURM job over several nodes) one torchrun
+    per node started by srun, meeting at the job's first node."""
+    probe = ["-m", "llmdissect.training.probe", *arguments]
+    if not get_framework(spec.framework).distributed:
+        return [sys.executable, *probe]
+    nodes = int(env.get("SLURM_JOB_NUM_NODES", "1"))
+    if nodes == 1:
         return [
             sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={spec.world_size}", "-m", "llmdissect.training.probe", *arguments,
+            f"--nproc_per_node={spec.world_size}", *probe,
         ]  # fmt: skip
-    return [sys.executable, "-m", "llmdissect.training.probe", *arguments]
+    return multi_node_command(spec.world_size, nodes, slurm_hosts(env), env["SLURM_JOB_ID"], probe)
+
+
+def multi_node_command(
+    world_size: int, nodes: int, hosts: list[str], job_id: str, probe: list[str]
+) -> list[str]:
+    if world_size % nodes:
+        raise ValueError(f"world size {world_size} does not split evenly over {nodes} nodes")
+    return [
+        "srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+        sys.executable, "-m", "torch.distributed.run", f"--nnodes={nodes}",
+        f"--nproc_per_node={world_size // nodes}", "--rdzv_backend=c10d",
+        f"--rdzv_endpoint={hosts[0]}:{RENDEZVOUS_PORT}", f"--rdzv_id=llmdissect-{job_id}",
+        *probe,
+    ]  # fmt: skip
+
+
+def slurm_hosts(env) -> list[str]:
+    """The job's nodes, in SLURM's order (the node list is compressed: node[01-04])."""
+    listed = subprocess.run(
+        ["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return listed.stdout.split()
 
 
 def run_probe(

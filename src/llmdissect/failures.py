@@ -1,0 +1,93 @@
+"""A measuring job that failed for good (killed by the scheduler on its last attempt, a node
+lost, a crash outside the cell's own error handling) becomes a recorded cell with the reason,
+so the tables show "error" where it would otherwise have a hole.
+
+Snakemake's log names each failed job ("Error in rule ...", its message, its outputs) and says
+when a job is tried again ("Trying to restart job N."); a failure with no restart after it was
+the last attempt. A run stopped by the user is not a failure: its unfinished cells stay
+unrecorded and run when the command is given again.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from .environment import collect_manifest
+from .records import make_record, now_iso, write_json_atomic
+
+ERROR_LINE = re.compile(r"^Error in rule (\S+):$")
+RESTART_LINE = re.compile(r"^Trying to restart job (\d+)\.$")
+
+
+def final_failures(log_text: str) -> dict[str, str]:
+    """Output path -> the failure's message, for every job whose last attempt failed."""
+    lines = log_text.splitlines()
+    failures = []  # (line index, job id, outputs, message)
+    for index, line in enumerate(lines):
+        match = ERROR_LINE.match(line.strip())
+        if not match:
+            continue
+        fields = {}
+        for detail in lines[index + 1 :]:
+            if not detail.startswith("    "):
+                break
+            name, _, value = detail.strip().partition(": ")
+            fields.setdefault(name, value)
+        message = fields.get("message") or "None"
+        if message == "None":
+            message = f"rule {match.group(1)} failed (see its log: {fields.get('log', '-')})"
+        outputs = [p.strip() for p in fields.get("output", "").split(",") if p.strip()]
+        failures.append((index, fields.get("jobid"), outputs, message))
+    restarts = [
+        (index, m.group(1))
+        for index, line in enumerate(lines)
+        if (m := RESTART_LINE.match(line.strip()))
+    ]
+    final = {}
+    for index, job, outputs, message in failures:
+        if any(after > index and restarted == job for after, restarted in restarts):
+            continue
+        for output in outputs:
+            final[output] = message
+    return final
+
+
+def record_failed_cells(log_paths: list[str], cells_by_record: dict[str, object]) -> list[str]:
+    """Writes an error record for each measured cell whose job failed for good and left no
+    record (and empty files for the job's other outputs, so the cell counts as done);
+    returns the records written."""
+    text = "\n".join(Path(p).read_text() for p in log_paths if Path(p).is_file())
+    failures = final_failures(text)
+    written = []
+    for output, message in failures.items():
+        cell = cells_by_record.get(output)
+        if cell is None or Path(output).exists():
+            continue
+        record = make_record(
+            cell.key,
+            cell.as_dict(),
+            "error",
+            metrics={},
+            settings={},
+            environment=collect_manifest(),
+            started_at=now_iso(),
+            started_monotonic=time.monotonic(),
+            reason=f"the job failed on its last attempt: {message}",
+        )
+        write_json_atomic(Path(output), record)
+        for sibling in _job_outputs(text, output):
+            if sibling != output and not Path(sibling).exists():
+                Path(sibling).parent.mkdir(parents=True, exist_ok=True)
+                Path(sibling).touch()
+        written.append(output)
+    return written
+
+
+def _job_outputs(log_text: str, output: str) -> list[str]:
+    for line in log_text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("output:") and output in stripped:
+            return [p.strip() for p in stripped.removeprefix("output:").split(",")]
+    return [output]

@@ -1,0 +1,240 @@
+"""The test config's whole DAG on a live single-node SLURM cluster (cluster/local-slurm.sh),
+through the project's own profile: one job per cell with the resources its rule declares, a
+job cancelled by the scheduler and retried, a run stopped half-way and resumed, and records and
+tables of the same form as a local run's."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import BIN, REPO, copy_workflow
+
+from llmdissect.records import read_record
+
+pytestmark = [
+    pytest.mark.workflow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="starting SLURM's daemons needs root"),
+]
+CLUSTER = REPO / "cluster/local-slurm.sh"
+LIMIT_S = 1500  # the whole test; nothing it starts may outlive it
+# The profile asks for a GPU node's CPUs and memory; this node has 2 CPUs. Only sizes change.
+NODE_SIZES = {
+    "training_cell": {"cpus_per_task": 1, "mem_mb": 3000, "runtime": 20},
+    "profile_cell": {"cpus_per_task": 1, "mem_mb": 3000, "runtime": 20},
+    "serving_cell": {"cpus_per_task": 1, "mem_mb": 5000, "runtime": 20},
+    "model_weights": {"mem_mb": 3000},
+}
+# Each process of a cell claims one of the node's two fake GPUs (the cells still run on the CPU).
+GPU_CLAIMS = "platforms:\n  cpu:\n    device: cpu\n    gpus_per_process: 1\n"
+
+
+def slurm_arguments() -> list[str]:
+    sizes = [f"{rule}:{key}={value}" for rule, keys in NODE_SIZES.items()
+             for key, value in keys.items()]  # fmt: skip
+    return [
+        "--workflow-profile", "profiles/slurm",
+        "--configfile", "tests/config/test.yaml", "tests/config/slurm-gpus.yaml",
+        "--jobs", "4",
+        "--set-resources", *sizes,
+        "--set-threads", "training_cell=1", "serving_cell=1",
+        "--slurm-init-seconds-before-status-checks", "1",
+        "--slurm-keep-successful-logs",
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    done = subprocess.run(
+        ["timeout", "-s", "KILL", "300", str(CLUSTER), "start"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    yield
+    subprocess.run(["scancel", "--user", "root"], check=False)
+
+
+def start_run(workdir: Path) -> subprocess.Popen:
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    log = open(workdir / f"run{len(list(workdir.glob('run*.log')))}.log", "w")
+    return subprocess.Popen(
+        ["timeout", "-s", "KILL", str(LIMIT_S), str(BIN / "snakemake"), *slurm_arguments()],
+        cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def finished_records(workdir: Path) -> dict[str, tuple[float, str]]:
+    out = {}
+    for path in (workdir / "results/records").rglob("*.json"):
+        out[str(path.relative_to(workdir))] = (path.stat().st_mtime, path.read_text())
+    return out
+
+
+def running_jobs(rule: str, part: str = "") -> list[tuple[str, str]]:
+    """(job id, the plugin's comment: rule and wildcards) of running jobs of a rule."""
+    listed = subprocess.run(
+        ["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True, text=True
+    ).stdout
+    jobs = [tuple(line.split(maxsplit=1)) for line in listed.splitlines()]
+    return [(job, comment) for job, comment in jobs if comment.startswith(f"rule_{rule}_")
+            and part in comment]  # fmt: skip
+
+
+def wait_until(condition, what: str, limit_s: float, process: subprocess.Popen):
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        assert process.poll() is None, f"the run ended before {what}"
+        time.sleep(1)
+    raise AssertionError(f"no {what} within {limit_s} s")
+
+
+def accounting() -> dict[str, dict]:
+    fields = ["JobID", "State", "ReqTRES", "Timelimit", "Partition", "NodeList", "Comment"]
+    listed = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-S", "now-2hours", "-o", ",".join(fields)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rows = [dict(zip(fields, line.split("|"), strict=True)) for line in listed.splitlines()]
+    return {row["JobID"]: row for row in rows}
+
+
+def requested(row: dict) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in row["ReqTRES"].split(",") if "=" in part)
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm"))
+    (workdir / "tests/config/slurm-gpus.yaml").write_text(GPU_CLAIMS)
+    # 1. A running measuring job is cancelled by the scheduler: the profile's retry reruns it.
+    # 2. A fine-tuning cell (nothing depends on it) is cancelled on both attempts: it fails for
+    #    good and must become an error record.
+    # 3. Once a few cells are done, the run is stopped (as by Ctrl-C) half-way.
+    first = start_run(workdir)
+    try:
+        retried = wait_until(lambda: running_jobs("training_cell"), "running cell", 300, first)[0]
+        subprocess.run(["scancel", retried[0]], check=True)
+        doomed = wait_until(
+            lambda: [j for j in running_jobs("training_cell", "_finetune_") if j != retried],
+            "running fine-tuning cell", 900, first,
+        )[0]  # fmt: skip
+        subprocess.run(["scancel", doomed[0]], check=True)
+        again = wait_until(
+            lambda: [j for j in running_jobs("training_cell") if j[1] == doomed[1] and j != doomed],
+            "retry of the cancelled fine-tuning cell", 900, first,
+        )[0]  # fmt: skip
+        subprocess.run(["scancel", again[0]], check=True)
+        log = workdir / "run0.log"
+        wait_until(
+            lambda: f"SLURM-job '{again[0]}' failed" in log.read_text(),
+            "the retry's failure", 600, first,
+        )  # fmt: skip
+        wait_until(lambda: len(finished_records(workdir)) >= 8, "eight records", 900, first)
+        os.killpg(first.pid, signal.SIGINT)
+        first.wait(timeout=180)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    subprocess.run(["scancel", "--user", "root"], check=False)
+    before = finished_records(workdir)
+    # 3. The same command again finishes the rest and leaves what was done alone.
+    second = start_run(workdir)
+    assert second.wait() == 0, (workdir / "run1.log").read_text()[-5000:]
+    return workdir, retried, doomed, before
+
+
+def cell_of(comment: str) -> str:
+    """The record path of a job's cell, from the plugin's comment (rule_..._wildcards_...)."""
+    stage, platform, model, framework, method, world, batch = comment.split("_wildcards_")[1].split(
+        "_"
+    )
+    return f"results/records/{stage}/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.json"
+
+
+def test_a_cancelled_job_is_retried_and_its_cell_measured(slurm_run):
+    workdir, (victim, comment), _, _ = slurm_run
+    jobs = accounting()
+    assert jobs[victim]["State"].startswith("CANCELLED")
+    reruns = [j for j, row in jobs.items() if row["Comment"] == comment and int(j) > int(victim)]
+    assert reruns and jobs[reruns[0]]["State"] == "COMPLETED"
+    assert read_record(workdir / cell_of(comment))["status"] == "ok"
+
+
+def test_a_cell_failing_on_every_attempt_is_recorded_with_its_reason(slurm_run):
+    workdir, _, (_, comment), _ = slurm_run
+    record = read_record(workdir / cell_of(comment))
+    assert record["status"] == "error"
+    assert "last attempt" in record["reason"] and "CANCELLED" in record["reason"]
+    table = pd.read_csv(workdir / "results/tables/table9_finetune.csv", dtype=str)
+    assert "error" in set(table.to_numpy().ravel())
+
+
+def test_a_resumed_run_keeps_every_finished_record_and_runs_only_the_rest(slurm_run):
+    workdir, _, _, before = slurm_run
+    after = finished_records(workdir)
+    assert set(before) < set(after)
+    for path, (mtime, text) in before.items():
+        assert after[path] == (mtime, text), path
+    resumed = (workdir / "run1.log").read_text()
+    for path in before:
+        key = path.removeprefix("results/records/").removesuffix(".json")
+        assert f"output: {path}" not in resumed, f"{key} ran again"
+
+
+def test_every_cell_ran_as_its_own_job_with_its_rules_resources(slurm_run):
+    workdir, _, (_, doomed), _ = slurm_run
+    jobs = accounting()
+    seen = set()
+    for path in (workdir / "results/records").rglob("*.json"):
+        if str(path.relative_to(workdir)) == cell_of(doomed):
+            continue  # recorded by the workflow itself, after its jobs were cancelled
+        record = read_record(path)
+        slurm = record["environment"]["slurm"]
+        job = jobs[slurm["SLURM_JOB_ID"]]
+        assert slurm["SLURM_JOB_ID"] not in seen
+        seen.add(slurm["SLURM_JOB_ID"])
+        assert slurm["SLURM_JOB_PARTITION"] == job["Partition"] == "main"
+        assert slurm["SLURMD_NODENAME"] == job["NodeList"]
+        rule = job["Comment"].removeprefix("rule_").split("_wildcards_")[0]
+        sizes = NODE_SIZES[rule]
+        processes = int(record["cell"].get("world_size") or 1)
+        tres = requested(job)
+        assert tres["cpu"] == str(sizes["cpus_per_task"])
+        assert tres["mem"] == f"{sizes['mem_mb']}M"
+        assert tres.get("gres/gpu") == str(processes)
+        assert job["Timelimit"] == f"00:{sizes['runtime']}:00"
+        assert record["environment"]["visible_devices"] is not None
+
+
+def test_records_and_tables_have_the_form_of_a_local_run(slurm_run, finished_run):
+    workdir, _, (_, doomed), _ = slurm_run
+
+    def records(run):
+        found = {}
+        for path in (run / "results/records").rglob("*.json"):
+            record = read_record(path)
+            found[record["key"]] = (record["status"], sorted(record["metrics"] or {}))
+        return found
+
+    local, on_slurm = records(finished_run), records(workdir)
+    assert set(local) == set(on_slurm)
+    failed = cell_of(doomed).removeprefix("results/records/").removesuffix(".json")
+    for key, (status, metrics) in local.items():
+        if key == failed:
+            continue
+        assert on_slurm[key][0] == status, key
+        assert on_slurm[key][1] == metrics or status != "ok", key
+    for table in sorted((finished_run / "results/tables").glob("*.csv")):
+        theirs = workdir / "results/tables" / table.name
+        assert list(pd.read_csv(theirs).columns) == list(pd.read_csv(table).columns), table.name
+
+
+def test_nothing_is_left_running(slurm_run):
+    queued = subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout
+    assert not queued.strip()
