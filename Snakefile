@@ -18,6 +18,22 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
 
 
+# Cheap steps run where Snakemake runs, not as cluster jobs: synthetic data, model cards,
+# aggregation, tables and figures. Measuring cells (and writing large random weights) are jobs.
+localrules:
+    all,
+    model_card,
+    training_samples,
+    serving_prompts,
+    tidy_results,
+    render_tables,
+    summary,
+    figure_training_throughput,
+    figure_method_tradeoff,
+    figure_serving,
+    figure_idle_share,
+
+
 rule all:
     default_target: True
     input:

@@ -231,8 +231,9 @@ def test_records_and_tables_have_the_form_of_a_local_run(slurm_run, finished_run
         assert on_slurm[key][0] == status, key
         assert on_slurm[key][1] == metrics or status != "ok", key
     for table in sorted((finished_run / "results/tables").glob("*.csv")):
-        theirs = workdir / "results/tables" / table.name
-        assert list(pd.read_csv(theirs).columns) == list(pd.read_csv(table).columns), table.name
+        header = table.read_text().partition("\n")[0]  # an empty table has no header at all
+        theirs = (workdir / "results/tables" / table.name).read_text().partition("\n")[0]
+        assert theirs == header, table.name
 
 
 def test_nothing_is_left_running(slurm_run):
