@@ -3,7 +3,7 @@ import copy
 import pytest
 import yaml
 
-from llmdissect.config import ConfigError, check_config, load_schema
+from llmdissect.config import ConfigError, check_config, drop_disabled_stages, load_schema
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,26 @@ def refused(config, schema) -> str:
     return str(caught.value)
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "h100.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "h100.yaml", "multigpu.yaml"])
 def test_shipped_configs_pass(repo, schema, name):
-    check_config(yaml.safe_load((repo / "config" / name).read_text()), schema)
+    config = yaml.safe_load((repo / "config" / name).read_text())
+    drop_disabled_stages(config)
+    check_config(config, schema)
+
+
+def test_a_null_stage_is_left_out(good, schema):
+    good["finetune"] = None
+    drop_disabled_stages(good)
+    assert "finetune" not in good
+    check_config(good, schema)
+
+
+def test_several_platforms_need_a_partition_each(good, schema):
+    good["platforms"]["a800"] = {"device": "cuda", "slurm_partition": "a800"}
+    good["platform"] = ["cpu", "a800"]
+    assert "each needs platforms.<name>.slurm_partition (missing for cpu)" in refused(good, schema)
+    good["platforms"]["cpu"]["slurm_partition"] = "main"
+    check_config(good, schema)
 
 
 def test_defaults_are_filled_in(good, schema):

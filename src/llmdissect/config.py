@@ -118,6 +118,17 @@ def semantic_problems(config: dict) -> list[str]:
     return problems
 
 
+OPTIONAL_STAGES = ("finetune", "serve", "profile")
+
+
+def drop_disabled_stages(config: dict) -> None:
+    """A stage set to null is left out of the run: config/config.yaml is always read first, so
+    another config file cannot otherwise remove the default study's stages."""
+    for stage in OPTIONAL_STAGES:
+        if stage in config and config[stage] is None:
+            del config[stage]
+
+
 def run_platforms(config: dict) -> list[str]:
     """The platforms this run measures: `platform` is one name or a list of them."""
     chosen = config["platform"]

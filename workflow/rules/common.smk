@@ -10,10 +10,17 @@ os.environ.update(
 )
 
 from llmdissect.cells import profile_cells, serving_cells, training_cells
-from llmdissect.config import ConfigError, check_config, load_schema, run_platforms
+from llmdissect.config import (
+    ConfigError,
+    check_config,
+    drop_disabled_stages,
+    load_schema,
+    run_platforms,
+)
 from llmdissect.placement import cell_gpus
 
 # The whole config is checked before any job is planned: a refused config names each bad key.
+drop_disabled_stages(config)
 try:
     check_config(
         config,
