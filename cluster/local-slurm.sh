@@ -24,7 +24,12 @@ say() { echo "local-slurm: $*" >&2; }
 die() { say "$*"; exit 1; }
 
 pid_of() { cat "$ROOT/run/$1.pid" 2>/dev/null || true; }
-alive() { local pid; pid=$(pid_of "$1"); [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; }
+# alive: the pid file's process exists and is that daemon (a stale file may name a reused pid)
+alive() {
+  local pid
+  pid=$(pid_of "$1")
+  [[ -n "$pid" ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$1" ]]
+}
 
 wait_for() {  # wait_for <seconds> <what> <command...>
   local limit=$1 what=$2
@@ -135,7 +140,9 @@ start_slurm() {
     slurmdbd
     wait_for 30 slurmdbd sacctmgr -n list cluster
   fi
-  sacctmgr -n list cluster format=cluster | grep -qw "$CLUSTER" || sacctmgr -i add cluster "$CLUSTER" >/dev/null
+  local clusters
+  clusters=$(sacctmgr -n list cluster format=cluster)
+  grep -qw "$CLUSTER" <<<"$clusters" || sacctmgr -i add cluster "$CLUSTER" >/dev/null
   if alive slurmctld; then
     scontrol reconfigure  # the configs were just written again
   else
@@ -174,10 +181,10 @@ stop() {
   for daemon in "${DAEMONS[@]}"; do
     local pid
     pid=$(pid_of "$daemon")
-    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-      kill "$pid"
+    if alive "$daemon"; then
+      kill "$pid" 2>/dev/null || true
       for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-      kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+      if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
     fi
     rm -f "$ROOT/run/$daemon.pid"
   done

@@ -35,5 +35,7 @@ def test_only_last_attempts_are_final_and_each_keeps_its_message():
         "results/records/a.steps.jsonl",
         "results/records/c.json",
     }
-    assert "TIMEOUT" in failures["results/records/a.json"]
-    assert "results/logs/c.log" in failures["results/records/c.json"]
+    message, outputs = failures["results/records/a.json"]
+    assert "TIMEOUT" in message
+    assert outputs == ["results/records/a.json", "results/records/a.steps.jsonl"]
+    assert "results/logs/c.log" in failures["results/records/c.json"][0]

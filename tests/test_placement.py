@@ -55,7 +55,9 @@ def test_cell_gpus_per_platform():
 def test_a_cell_over_several_nodes_meets_at_the_first_node():
     command = multi_node_command(16, 2, ["gpu07", "gpu08"], "4242", ["-m", "probe", "spec.json"])
     text = " ".join(command)
-    assert command[:4] == ["srun", "--nodes=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    assert command[:5] == [
+        "srun", "--overlap", "--nodes=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"
+    ]  # fmt: skip
     assert "--nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d" in text
     assert "--rdzv_endpoint=gpu07:29500 --rdzv_id=llmdissect-4242" in text
     assert text.endswith("-m probe spec.json")

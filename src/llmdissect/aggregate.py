@@ -97,6 +97,8 @@ def natural_order(text: str) -> tuple:
 
 
 def gpu_label(environment: dict) -> str:
+    if environment.get("recorded_by"):
+        return "-"  # not the platform's machine: the cell's job never reported back
     gpus = (environment.get("accelerators") or {}).get("gpus") or []
     if not gpus:
         return "cpu"

@@ -10,6 +10,7 @@ unrecorded and run when the command is given again.
 
 from __future__ import annotations
 
+import gzip
 import re
 import time
 from pathlib import Path
@@ -21,8 +22,9 @@ ERROR_LINE = re.compile(r"^Error in rule (\S+):$")
 RESTART_LINE = re.compile(r"^Trying to restart job (\d+)\.$")
 
 
-def final_failures(log_text: str) -> dict[str, str]:
-    """Output path -> the failure's message, for every job whose last attempt failed."""
+def final_failures(log_text: str) -> dict[str, tuple[str, list[str]]]:
+    """Output path -> (the failure's message, all outputs of that job), for every job whose
+    last attempt failed."""
     lines = log_text.splitlines()
     failures = []  # (line index, job id, outputs, message)
     for index, line in enumerate(lines):
@@ -50,7 +52,7 @@ def final_failures(log_text: str) -> dict[str, str]:
         if any(after > index and restarted == job for after, restarted in restarts):
             continue
         for output in outputs:
-            final[output] = message
+            final[output] = (message, outputs)
     return final
 
 
@@ -59,35 +61,32 @@ def record_failed_cells(log_paths: list[str], cells_by_record: dict[str, object]
     record (and empty files for the job's other outputs, so the cell counts as done);
     returns the records written."""
     text = "\n".join(Path(p).read_text() for p in log_paths if Path(p).is_file())
-    failures = final_failures(text)
     written = []
-    for output, message in failures.items():
+    for output, (message, outputs) in final_failures(text).items():
         cell = cells_by_record.get(output)
         if cell is None or Path(output).exists():
             continue
+        environment = collect_manifest()
+        # this machine ran Snakemake, not the cell: tables must not take its hardware for the cell's
+        environment["recorded_by"] = "the workflow, after the cell's job failed"
         record = make_record(
             cell.key,
             cell.as_dict(),
             "error",
             metrics={},
             settings={},
-            environment=collect_manifest(),
+            environment=environment,
             started_at=now_iso(),
             started_monotonic=time.monotonic(),
             reason=f"the job failed on its last attempt: {message}",
         )
         write_json_atomic(Path(output), record)
-        for sibling in _job_outputs(text, output):
-            if sibling != output and not Path(sibling).exists():
-                Path(sibling).parent.mkdir(parents=True, exist_ok=True)
-                Path(sibling).touch()
+        for sibling in map(Path, outputs):
+            if sibling != Path(output) and not sibling.exists():
+                sibling.parent.mkdir(parents=True, exist_ok=True)
+                if sibling.suffix == ".gz":
+                    gzip.open(sibling, "wb").close()  # a valid, empty trace
+                else:
+                    sibling.touch()
         written.append(output)
     return written
-
-
-def _job_outputs(log_text: str, output: str) -> list[str]:
-    for line in log_text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("output:") and output in stripped:
-            return [p.strip() for p in stripped.removeprefix("output:").split(",")]
-    return [output]

@@ -15,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import tempfile
 import time
 from pathlib import Path
 
 DEVICES_VARIABLE = "LLMDISSECT_DEVICES"
-LOCK_DIR = Path(".snakemake/llmdissect-devices")
+# One folder per machine, so runs from several checkouts exclude each other too.
+LOCK_DIR = Path(tempfile.gettempdir()) / "llmdissect-devices"
 
 
 def cell_gpus(platform: dict, world_size: int) -> int:
@@ -48,11 +50,14 @@ def machine_devices() -> list[str]:
 @contextlib.contextmanager
 def claimed_devices(count: int, lock_dir: Path = LOCK_DIR, poll_s: float = 0.5, log=print):
     """Holds `count` devices for the block and sets CUDA_VISIBLE_DEVICES to them; yields their
-    ids. Under SLURM (or with nothing to claim) the environment is left as it is."""
-    if count == 0 or "SLURM_JOB_ID" in os.environ:
-        yield os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if count else []
+    ids. A SLURM job that was given exactly its devices keeps them as they are."""
+    if count == 0:
+        yield []
         return
     devices = machine_devices()
+    if "SLURM_JOB_ID" in os.environ and len(devices) == count:
+        yield devices  # the scheduler gave this job exactly its devices
+        return
     if count > len(devices):
         raise RuntimeError(
             f"the cell needs {count} GPUs and this machine has {len(devices)} "

@@ -36,6 +36,8 @@ def hardware_table(records: list[dict]) -> pd.DataFrame:
     rows = {}
     for record in records:
         env = record["environment"]
+        if env.get("recorded_by"):
+            continue  # written where Snakemake ran, not on the platform's machine
         host, acc = env["host"], env.get("accelerators") or {}
         gpus = acc.get("gpus") or []
         rows[record["cell"]["platform"]] = {

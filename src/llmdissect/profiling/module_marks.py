@@ -66,38 +66,43 @@ def _range(name: str):
 def module_ranges(root):
     """Marks the modules under `root` while the context is open; hooks are removed after."""
     handles, wrapped = [], []
-    for path, module in root.named_modules():
-        role = module_role(path.rsplit(".", 1)[-1], module)
-        if role is None:
-            continue
-        open_ranges = []
-
-        def enter(_module, _args, role=role, open_ranges=open_ranges):
-            open_ranges.append(_range(role).__enter__())
-
-        def leave(_module, _args, _output, open_ranges=open_ranges):
-            open_ranges.pop().__exit__(None, None, None)
-
-        # first in, last out: hooks of the framework (ZeRO-3's parameter gathering and
-        # release) run inside the module's range
-        handles.append(module.register_forward_pre_hook(enter, prepend=True))
-        # always_call: a recompute that stops early (checkpoint) raises out of forward
-        handles.append(module.register_forward_hook(leave, always_call=True))
-    for module in root.modules():
-        for name in LOSS_CALLABLES:
-            if hasattr(type(module), name):
-                wrapped.append((module, _marked_loss(module, name)))
-        if "_gradient_checkpointing_func" in vars(module):
-            wrapped.append((module, _marked_recompute(module, module_role("", module))))
     try:
+        for path, module in root.named_modules():
+            role = module_role(path.rsplit(".", 1)[-1], module)
+            if role is not None:
+                handles += _range_hooks(module, role)
+        for module in root.modules():
+            for name in LOSS_CALLABLES:
+                if hasattr(type(module), name):
+                    wrapped.append((module, _marked_loss(module, name)))
+            if "_gradient_checkpointing_func" in vars(module):
+                wrapped.append((module, _marked_recompute(module, module_role("", module))))
         yield
     finally:
         for handle in handles:
             handle.remove()
-        for module, before in wrapped:
+        for module, before in reversed(wrapped):  # a module wrapped twice: undo the last first
             for key in [k for k in vars(module) if k not in before]:
                 del module.__dict__[key]
             module.__dict__.update(before)
+
+
+def _range_hooks(module, role: str) -> list:
+    open_ranges = []
+
+    def enter(_module, _args):
+        open_ranges.append(_range(role).__enter__())
+
+    def leave(_module, _args, _output):
+        open_ranges.pop().__exit__(None, None, None)
+
+    # first in, last out: hooks of the framework (ZeRO-3's parameter gathering and release)
+    # run inside the module's range; always_call: a recompute that stops early (checkpoint)
+    # raises out of forward
+    return [
+        module.register_forward_pre_hook(enter, prepend=True),
+        module.register_forward_hook(leave, always_call=True),
+    ]
 
 
 def _marked_recompute(module, role: str | None) -> dict:

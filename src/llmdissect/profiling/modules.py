@@ -115,7 +115,14 @@ def module_times(events: list[dict]) -> dict:
     of the modules inside it; plus `module_other_share` and `module_activity_ms`."""
     complete = [dict(e) for e in events if e.get("ph") == "X" and "dur" in e]
     on_gpu = any(e.get("cat") in GPU_ACTIVITY for e in complete)
-    steps = max(1, sum(1 for e in complete if e.get("name", "").startswith(STEP_PREFIX)))
+    steps = max(
+        1,
+        sum(
+            1
+            for e in complete
+            if e.get("name", "").startswith(STEP_PREFIX) and e.get("cat") == "user_annotation"
+        ),
+    )  # on a GPU each step is also a gpu_user_annotation: count the CPU-side ones
     forward, backward = _windows(complete, "phase.forward"), _windows(complete, "phase.backward")
     walker = _Attribution()
     walker.walk(

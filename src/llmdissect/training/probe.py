@@ -168,7 +168,8 @@ def multi_node_command(
     if world_size % nodes:
         raise ValueError(f"world size {world_size} does not split evenly over {nodes} nodes")
     return [
-        "srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+        # --overlap: the job step running this cell already holds the allocation
+        "srun", "--overlap", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
         sys.executable, "-m", "torch.distributed.run", f"--nnodes={nodes}",
         f"--nproc_per_node={world_size // nodes}", "--rdzv_backend=c10d",
         f"--rdzv_endpoint={hosts[0]}:{RENDEZVOUS_PORT}", f"--rdzv_id=llmdissect-{job_id}",
