@@ -21,6 +21,7 @@ def test_gpu_kernels_follow_their_launch_and_backward_functions_their_forward_op
     # MmBackward0 (sequence number 7, the forward matmul's) launches kernel 2
     events = [
         event("user_annotation", "ProfilerStep#1", 0, 300),
+        event("gpu_user_annotation", "ProfilerStep#1", 20, 170, tid=7),  # the same step
         event("user_annotation", "phase.forward", 0, 100),
         event("user_annotation", "module.attention", 5, 60),
         event("user_annotation", "module.linear", 10, 40),
