@@ -18,13 +18,12 @@ that needed them.
 from __future__ import annotations
 
 from .module_marks import MODULE_PREFIX, ROLES
-from .phases import GPU_ACTIVITY, STEP_PREFIX
+from .phases import GPU_ACTIVITY, complete_events, cpu_self_times, profiled_steps
 
 KINDS = ("forward", "backward", "recompute")
 BACKWARD_FUNCTION = "autograd::engine::evaluate_function"
 ACCUMULATE_GRAD = "AccumulateGrad"  # a parameter's gradient lands; no sequence number links it
 LAUNCH_CATS = ("cuda_runtime", "cuda_driver")
-OTHER = "other"
 
 
 def _windows(events: list[dict], name: str) -> list[tuple[float, float]]:
@@ -46,7 +45,7 @@ class _Attribution:
         self.forward_chain: dict[int, tuple[str, ...]] = {}  # sequence number -> modules
         self.launch_context: dict[int, tuple[str, tuple[str, ...]]] = {}  # correlation -> ...
         self.launch_ts: dict[int, float] = {}
-        self.cpu_self: list[tuple[float, str, tuple[str, ...], float]] = []  # ts, kind, chain, us
+        self.cpu_calls: list[tuple[str, tuple[str, ...], dict]] = []  # kind, chain, operator
 
     def context(self, stack: list[dict]) -> tuple[str, tuple[str, ...]] | None:
         """(kind, module chain) of a call with this stack of enclosing events; None when
@@ -89,40 +88,30 @@ class _Attribution:
                 # the last operator of a number made the node; a reentrant recompute makes
                 # nodes too, and runs their backward inside the checkpoint's own
                 self.forward_chain[sequence] = found[1]
-            parent = next((e for e in reversed(stack[:-1]) if e.get("cat") == "cpu_op"), None)
-            event["_self"] = event["dur"]
-            if parent is not None:
-                parent["_self"] -= event["dur"]
             kind, chain = found if found else ("", ())
-            self.cpu_self.append((event["ts"], kind, chain, event))
+            self.cpu_calls.append((kind, chain, event))
 
-    def activities(self, events: list[dict], on_gpu: bool):
+    def activities(self, complete: list[dict], on_gpu: bool):
         """(launch or start time, kind, chain, duration in us) of every unit of activity."""
         if on_gpu:
-            for event in events:
+            for event in complete:
                 if event.get("cat") in GPU_ACTIVITY:
                     correlation = event.get("args", {}).get("correlation")
                     kind, chain = self.launch_context.get(correlation, ("", ()))
                     launch = self.launch_ts.get(correlation, event["ts"])
                     yield launch, kind, chain, event["dur"]
         else:
-            for ts, kind, chain, event in self.cpu_self:
-                yield ts, kind, chain, max(0.0, event["_self"])
+            own = cpu_self_times(complete)
+            for kind, chain, event in self.cpu_calls:
+                yield event["ts"], kind, chain, own[id(event)]
 
 
 def module_times(events: list[dict]) -> dict:
     """Per module role and kind (forward, backward, recompute): time per step in ms, inclusive
     of the modules inside it; plus `module_other_share` and `module_activity_ms`."""
-    complete = [dict(e) for e in events if e.get("ph") == "X" and "dur" in e]
+    complete = complete_events(events)
     on_gpu = any(e.get("cat") in GPU_ACTIVITY for e in complete)
-    steps = max(
-        1,
-        sum(
-            1
-            for e in complete
-            if e.get("name", "").startswith(STEP_PREFIX) and e.get("cat") == "user_annotation"
-        ),
-    )  # on a GPU each step is also a gpu_user_annotation: count the CPU-side ones
+    steps = profiled_steps(complete)
     forward, backward = _windows(complete, "phase.forward"), _windows(complete, "phase.backward")
     walker = _Attribution()
     walker.walk(

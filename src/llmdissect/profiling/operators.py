@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import re
 
-from .phases import GPU_ACTIVITY, STEP_PREFIX, covered, merged
+from .phases import (
+    GPU_ACTIVITY,
+    complete_events,
+    covered,
+    cpu_self_times,
+    merged,
+    profiled_steps,
+)
 
 CATEGORY_PATTERNS = (
     # autograd's own nodes and tensor views: bookkeeping, whatever their names contain
@@ -65,50 +72,32 @@ def operator_category(name: str) -> str:
     return "other"
 
 
-def _activities(events: list[dict]) -> list[tuple[str, float, float, object]]:
+def _activities(complete: list[dict]) -> list[tuple[str, float, float, object]]:
     """(name, start, duration, lane) of each unit of activity; on a CPU each operator's self
     time, placed at its start (a lane is a GPU stream or a CPU thread)."""
-    complete = [e for e in events if e.get("ph") == "X" and "dur" in e]
     if any(e.get("cat") in GPU_ACTIVITY for e in complete):
         return [
             (e.get("name", ""), e["ts"], e["dur"], e.get("tid"))
             for e in complete
             if e.get("cat") in GPU_ACTIVITY
         ]
-    out = []
-    stacks: dict[object, list[list]] = {}
-    ops = sorted(
-        (e for e in complete if e.get("cat") == "cpu_op"), key=lambda e: (e["ts"], -e["dur"])
-    )
-    for event in ops:
-        stack = stacks.setdefault(event.get("tid"), [])
-        while stack and stack[-1][1] + stack[-1][2] <= event["ts"]:
-            stack.pop()
-        if stack:
-            stack[-1][3] -= event["dur"]  # the parent's self time loses its child's
-        entry = [event.get("name", ""), event["ts"], event["dur"], event["dur"], event.get("tid")]
-        stack.append(entry)
-        out.append(entry)
-    return [(name, ts, max(0.0, own), lane) for name, ts, _, own, lane in out]
+    own = cpu_self_times(complete)
+    return [
+        (e.get("name", ""), e["ts"], own[id(e)], e.get("tid"))
+        for e in complete
+        if e.get("cat") == "cpu_op"
+    ]
 
 
 def operator_times(events: list[dict]) -> dict:
     """Per category: ms per profiled step; the top operators by time; communication time and
     the share of it that overlaps computation on another lane."""
-    steps = max(
-        1,
-        sum(
-            1
-            for e in events
-            if e.get("ph") == "X"
-            and e.get("name", "").startswith(STEP_PREFIX)
-            and e.get("cat") == "user_annotation"
-        ),
-    )
+    complete = complete_events(events)
+    steps = profiled_steps(complete)
     per_category = dict.fromkeys(CATEGORIES, 0.0)
     per_name: dict[str, list] = {}
     comm, compute = [], []
-    for name, start, duration, lane in _activities(events):
+    for name, start, duration, lane in _activities(complete):
         if name.startswith(WRAPPERS) or duration <= 0:
             continue
         category = operator_category(name)

@@ -27,6 +27,43 @@ def load_trace(path: Path) -> list[dict]:
         return json.load(f)["traceEvents"]
 
 
+def complete_events(events: list[dict]) -> list[dict]:
+    """The events with a duration (the profiler's "X" events)."""
+    return [e for e in events if e.get("ph") == "X" and "dur" in e]
+
+
+def profiled_steps(complete: list[dict]) -> int:
+    """Profiled steps in a trace: its CPU-side ProfilerStep ranges (on a GPU each step is also a
+    gpu_user_annotation, which must not count twice)."""
+    return max(
+        1,
+        sum(
+            1
+            for e in complete
+            if e.get("cat") == "user_annotation" and e.get("name", "").startswith(STEP_PREFIX)
+        ),
+    )
+
+
+def cpu_self_times(complete: list[dict]) -> dict[int, float]:
+    """id(event) -> the operator's self time in us (its time minus its child operators'), for
+    every CPU operator; nested operators on one thread are properly nested in time."""
+    own: dict[int, float] = {}
+    stacks: dict[object, list[dict]] = {}
+    ops = sorted(
+        (e for e in complete if e.get("cat") == "cpu_op"), key=lambda e: (e["ts"], -e["dur"])
+    )
+    for event in ops:
+        stack = stacks.setdefault(event.get("tid"), [])
+        while stack and stack[-1]["ts"] + stack[-1]["dur"] <= event["ts"]:
+            stack.pop()
+        if stack:
+            own[id(stack[-1])] -= event["dur"]
+        own[id(event)] = event["dur"]
+        stack.append(event)
+    return {key: max(0.0, value) for key, value in own.items()}
+
+
 def merged(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """Overlapping intervals joined: time with at least one activity counts once."""
     out: list[list[float]] = []
@@ -54,7 +91,7 @@ def phase_name(event: dict) -> str | None:
 def phase_split(events: list[dict]) -> dict:
     """Per phase: wall_ms, busy_ms (per profiled step) and idle_share; plus what counted as
     activity ("gpu kernels" or "cpu operators")."""
-    complete = [e for e in events if e.get("ph") == "X" and "dur" in e]
+    complete = complete_events(events)
     on_gpu = any(e.get("cat") in GPU_ACTIVITY for e in complete)
     activity_cats = GPU_ACTIVITY if on_gpu else ("cpu_op",)
     window_cat = "gpu_user_annotation" if on_gpu else "user_annotation"

@@ -27,10 +27,10 @@ def profile_steps(trainer, batches, device: str, active_steps: int, trace_path: 
     except BaseException:
         raw.unlink(missing_ok=True)
         raise
+    events = load_trace(raw)  # parsed once, before it is packed
     with open(raw, "rb") as source, gzip.open(trace_path, "wb") as target:
         shutil.copyfileobj(source, target)
     raw.unlink()
-    events = load_trace(trace_path)
     summary = phase_split(events)
     summary.update(module_times(events))
     summary.update(operator_times(events))
