@@ -39,3 +39,19 @@ def test_only_last_attempts_are_final_and_each_keeps_its_message():
     assert "TIMEOUT" in message
     assert outputs == ["results/records/a.json", "results/records/a.steps.jsonl"]
     assert "results/logs/c.log" in failures["results/records/c.json"][0]
+
+
+def test_jobs_stopped_by_the_user_are_not_failures():
+    log = (
+        LOG
+        + """Terminating processes on user request, this might take some time.
+KeyboardInterrupt
+Error in rule profile_cell:
+    jobid: 12
+    output: results/records/d.json
+    log: results/logs/d.log (check log file(s) for error details)
+"""
+    )
+    failures = final_failures(log)
+    assert "results/records/d.json" not in failures
+    assert "results/records/c.json" in failures  # failed before the stop: still final

@@ -26,11 +26,20 @@ class TrainingCell:
         return asdict(self)
 
 
+def section_models(section: dict) -> list[str]:
+    """The section's models, then those only some grid blocks name, each once, in config order."""
+    blocks = [block.get("models", []) for block in section["grid"]]
+    return list(dict.fromkeys(section["models"] + [m for models in blocks for m in models]))
+
+
 def training_cells(stage: str, platform: str, section: dict) -> list[TrainingCell]:
-    """Every cell of a pre-training or fine-tuning section, in config order, each once."""
+    """Every cell of a pre-training, fine-tuning or profiling section, in config order, each
+    once. A grid block with its own `models` applies to those models only."""
     cells = {}
-    for model in section["models"]:
+    for model in section_models(section):
         for block in section["grid"]:
+            if model not in block.get("models", section["models"]):
+                continue
             for framework, methods in block["frameworks"].items():
                 for method in methods:
                     for world_size in block.get("world_sizes", [1]):
@@ -80,21 +89,4 @@ def serving_cells(platform: str, section: dict, engines: dict) -> list[ServingCe
 
 def profile_cells(platform: str, section: dict) -> list[TrainingCell]:
     """Profiled pre-training cells: one process each (stage "profile")."""
-    cells = {}
-    for model in section["models"]:
-        for block in section["grid"]:
-            for framework, methods in block["frameworks"].items():
-                for method in methods:
-                    for world_size in block.get("world_sizes", [1]):
-                        for batch in block["batches"]:
-                            cell = TrainingCell(
-                                "profile",
-                                platform,
-                                model,
-                                framework,
-                                method,
-                                world_size,
-                                str(batch),
-                            )
-                            cells.setdefault(cell.key, cell)
-    return list(cells.values())
+    return training_cells("profile", platform, section)

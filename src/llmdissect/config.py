@@ -138,11 +138,11 @@ def run_platforms(config: dict) -> list[str]:
 def training_stage_problems(stage: str, section: dict, config: dict) -> list[str]:
     problems = []
     data = config["data"]
-    for i, model in enumerate(section["models"]):
+    for where, model in section_model_keys(stage, section):
         try:
             shape = shape_from_config(model, config["model_shapes"])
         except KeyError as error:
-            problems.append(f"config key {stage}.models[{i}]: {error.args[0]}")
+            problems.append(f"config key {where}: {error.args[0]}")
             continue
         longest = data["seq_len"] + data["seq_len_spread"]
         if longest > shape.max_seq_len:
@@ -220,13 +220,22 @@ def serve_problems(section: dict, config: dict) -> list[str]:
     return problems
 
 
+def section_model_keys(stage: str, section: dict) -> list[tuple[str, str]]:
+    """(config key, model) for every model a section names, in its list or in a grid block."""
+    keys = [(f"{stage}.models[{i}]", model) for i, model in enumerate(section["models"])]
+    for b, block in enumerate(section["grid"]):
+        models = block.get("models", [])
+        keys += [(f"{stage}.grid[{b}].models[{i}]", model) for i, model in enumerate(models)]
+    return keys
+
+
 def profile_problems(section: dict, config: dict) -> list[str]:
     problems = []
-    for i, model in enumerate(section["models"]):
+    for where, model in section_model_keys("profile", section):
         try:
             shape_from_config(model, config["model_shapes"])
         except KeyError as error:
-            problems.append(f"config key profile.models[{i}]: {error.args[0]}")
+            problems.append(f"config key {where}: {error.args[0]}")
     for i, block in enumerate(section["grid"]):
         for framework, methods in block["frameworks"].items():
             for j, method in enumerate(methods):

@@ -24,7 +24,7 @@ MODULE_LABELS = {
     "rotary": "rotary embedding",
     "lm_head": "LM head",
     "loss": "loss",
-    "parameter_gradients": "parameter gradients (accumulate, reduce)",
+    "parameter_gradients": "parameter gradients (accumulate, reduce, flatten)",
 }
 
 

@@ -9,7 +9,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in [SOURCE_DIR, os.getenv("PYTHONPATH")] if p)
 )
 
-from llmdissect.cells import profile_cells, serving_cells, training_cells
+from llmdissect.cells import profile_cells, section_models, serving_cells, training_cells
 from llmdissect.config import (
     ConfigError,
     check_config,
@@ -120,8 +120,10 @@ def imported_records():
 
 
 def data_models():
-    stages = [*TRAINING_STAGES, *[s for s in ("serve", "profile") if s in config]]
-    return list(dict.fromkeys(m for stage in stages for m in config[stage]["models"]))
+    gridded = [*TRAINING_STAGES, *[s for s in ["profile"] if s in config]]
+    models = [m for stage in gridded for m in section_models(config[stage])]
+    models += config["serve"]["models"] if "serve" in config else []
+    return list(dict.fromkeys(models))
 
 
 def final_targets():

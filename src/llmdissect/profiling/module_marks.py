@@ -27,7 +27,7 @@ ROLES = (
     "rotary",
     "lm_head",
     "loss",
-    "parameter_gradients",  # accumulation and the framework's hooks on it (ZeRO's reduction)
+    "parameter_gradients",  # accumulation, the framework's hooks on it, its gradient buffers
 )
 LOSS_CALLABLES = ("loss_function", "compute_language_model_loss")  # transformers, Megatron-core
 

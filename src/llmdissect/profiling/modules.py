@@ -9,21 +9,22 @@ profiler's own links, so it holds on any GPU and any library version:
 - a call inside an autograd backward function belongs to the modules of the forward operator
   that created it (the function's sequence number equals that operator's).
 A parameter's gradient accumulation, with what a framework hooks onto it (ZeRO's bucketed
-reduction), is a row of its own. What lands in no module is "other"; its share of the
-attributed phases' activity is the coverage figure. Recomputed operators outside any child
-module (the residual adds of a recomputed decoder layer) count toward the backward function
-that needed them.
+reduction) or does to the gradients in the backward phase outside autograd (DeepSpeed's bf16
+optimizer flattening them into its fp32 buffers), is a row of its own: parameter_gradients.
+What lands in no module is "other"; its share of the attributed phases' activity is the
+coverage figure. Recomputed operators outside any child module (the residual adds of a
+recomputed decoder layer) count toward the backward function that needed them.
 """
 
 from __future__ import annotations
 
 from .module_marks import MODULE_PREFIX, ROLES
-from .phases import GPU_ACTIVITY, complete_events, cpu_self_times, profiled_steps
+from .phases import GPU_ACTIVITY, LAUNCH_CATS, complete_events, cpu_self_times, profiled_steps
 
 KINDS = ("forward", "backward", "recompute")
 BACKWARD_FUNCTION = "autograd::engine::evaluate_function"
+BACKWARD_PHASE = "phase.backward"  # reached outside autograd: the framework's gradient work
 ACCUMULATE_GRAD = "AccumulateGrad"  # a parameter's gradient lands; no sequence number links it
-LAUNCH_CATS = ("cuda_runtime", "cuda_driver")
 
 
 def _windows(events: list[dict], name: str) -> list[tuple[float, float]]:
@@ -55,6 +56,8 @@ class _Attribution:
             name = event["name"]
             if name.startswith(MODULE_PREFIX):
                 modules.insert(0, name[len(MODULE_PREFIX) :])
+            elif name == BACKWARD_PHASE and not modules:
+                return "backward", ("parameter_gradients",)
             elif name.startswith(BACKWARD_FUNCTION):
                 if modules:
                     return "recompute", tuple(modules)
@@ -112,14 +115,17 @@ def module_times(events: list[dict]) -> dict:
     complete = complete_events(events)
     on_gpu = any(e.get("cat") in GPU_ACTIVITY for e in complete)
     steps = profiled_steps(complete)
-    forward, backward = _windows(complete, "phase.forward"), _windows(complete, "phase.backward")
+    forward, backward = _windows(complete, "phase.forward"), _windows(complete, BACKWARD_PHASE)
     walker = _Attribution()
     walker.walk(
         [
             e
             for e in complete
             if e.get("cat") in ("cpu_op", *LAUNCH_CATS)
-            or (e.get("cat") == "user_annotation" and e["name"].startswith(MODULE_PREFIX))
+            or (
+                e.get("cat") == "user_annotation"
+                and (e["name"].startswith(MODULE_PREFIX) or e["name"] == BACKWARD_PHASE)
+            )
         ]
     )
     totals: dict[tuple[str, str], float] = {}

@@ -1,14 +1,25 @@
 """Forward / backward / optimizer split of profiled steps (Table V, Fig. 5), from a chrome trace.
 
 For each phase, summed over the profiled steps and divided by their number:
-- wall: the phase's range (the GPU-side range of its kernels on a GPU, the CPU range otherwise);
+- wall: on a CPU, the phase's range. On a GPU, the phase's window on the device: it opens when
+  the phase's CPU range starts, or when the previous phase's window closes if that is later (the
+  device still runs what the previous phase queued), and closes when the last activity the phase
+  launched ends, or with its CPU range if that is later. The windows of one step do not overlap.
 - busy: the time within it when at least one device activity runs (GPU kernels, copies and
   memsets; on a CPU, the profiler's CPU operators: a CPU has no kernels of its own);
 - idle share: 1 - busy / wall.
+A GPU activity belongs to the phase whose CPU range holds its launch (same correlation id), on
+any thread: the backward pass launches from autograd's own thread. The profiler's GPU-side copies
+of the ranges (gpu_user_annotation) are not used: they cover only the kernels launched directly
+in a range on its own thread, not those of nested ranges or other threads, so a forward range
+holding module ranges comes out a fraction of a millisecond long.
+HolisticTraceAnalysis measures idle time per trace and per kernel stream, not per phase of a
+step, hence this module; benchmarks/hta_crosscheck.py compares the two on a GPU trace.
 """
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import json
 from pathlib import Path
@@ -17,6 +28,7 @@ from ..training.frameworks.base import PHASE_PREFIX
 
 PHASES = ("step", "forward", "backward", "optimizer")
 GPU_ACTIVITY = ("kernel", "gpu_memcpy", "gpu_memset")
+LAUNCH_CATS = ("cuda_runtime", "cuda_driver")
 STEP_PREFIX = "ProfilerStep#"
 
 
@@ -93,22 +105,16 @@ def phase_split(events: list[dict]) -> dict:
     activity ("gpu kernels" or "cpu operators")."""
     complete = complete_events(events)
     on_gpu = any(e.get("cat") in GPU_ACTIVITY for e in complete)
-    activity_cats = GPU_ACTIVITY if on_gpu else ("cpu_op",)
-    window_cat = "gpu_user_annotation" if on_gpu else "user_annotation"
-    union = merged(
-        [(e["ts"], e["ts"] + e["dur"]) for e in complete if e.get("cat") in activity_cats]
-    )
-    windows: dict[str, list[tuple[float, float]]] = {}
+    activity = [e for e in complete if e.get("cat") in (GPU_ACTIVITY if on_gpu else ("cpu_op",))]
+    union = merged([(e["ts"], e["ts"] + e["dur"]) for e in activity])
+    ranges: dict[str, list[tuple[float, float]]] = {}
     for event in complete:
         name = phase_name(event)
-        if name and event.get("cat") == window_cat:
-            windows.setdefault(name, []).append((event["ts"], event["ts"] + event["dur"]))
-    if on_gpu and "step" not in windows:  # step ranges may exist on the CPU side only
-        windows["step"] = [
-            (e["ts"], e["ts"] + e["dur"])
-            for e in complete
-            if phase_name(e) == "step" and e.get("cat") == "user_annotation"
-        ]
+        if name and event.get("cat") == "user_annotation":
+            ranges.setdefault(name, []).append((event["ts"], event["ts"] + event["dur"]))
+    windows = dict(ranges)
+    if on_gpu:
+        windows.update(device_windows(ranges, complete, activity))
     steps = max(1, len(windows.get("step", [])))
     result = {"activity": "gpu kernels" if on_gpu else "cpu operators", "steps": steps}
     for name in PHASES:
@@ -121,3 +127,31 @@ def phase_split(events: list[dict]) -> dict:
         result[f"{name}_busy_ms"] = busy / steps / 1000.0
         result[f"{name}_idle_share"] = 1.0 - busy / wall if wall else None
     return result
+
+
+def device_windows(
+    ranges: dict[str, list[tuple[float, float]]], complete: list[dict], activity: list[dict]
+) -> dict[str, list[tuple[float, float]]]:
+    """Each phase range's window on the GPU (see the module's docstring)."""
+    launch = {
+        e["args"]["correlation"]: e["ts"]
+        for e in complete
+        if e.get("cat") in LAUNCH_CATS and "correlation" in e.get("args", {})
+    }
+    spans = sorted(
+        (s, e, name) for name, found in ranges.items() if name != "step" for s, e in found
+    )
+    starts = [s for s, _, _ in spans]
+    last_end = [float("-inf")] * len(spans)
+    for event in activity:
+        at = launch.get(event.get("args", {}).get("correlation"), event["ts"])
+        i = bisect.bisect_right(starts, at) - 1
+        if i >= 0 and at < spans[i][1]:
+            last_end[i] = max(last_end[i], event["ts"] + event["dur"])
+    windows: dict[str, list[tuple[float, float]]] = {}
+    previous_end = float("-inf")
+    for (start, end, name), device_end in zip(spans, last_end, strict=True):
+        opened = max(start, previous_end)
+        previous_end = max(end, device_end, opened)
+        windows.setdefault(name, []).append((opened, previous_end))
+    return windows

@@ -110,9 +110,7 @@ def build_training_model(spec: TrainSpec, device: str):
             model = build_hf_model(spec.shape, dtype=spec.dtype, attention=attention)
         details["trained"] = "every parameter"
     if "recompute" in features:
-        model.activation_checkpointing_enable(
-            activation_checkpointing_kwargs={"use_reentrant": False}
-        )
+        enable_recompute(model)
     if features & {"lora", "qlora"}:
         lora = spec.options["lora"]
         model = add_lora_adapters(model, lora)
@@ -166,3 +164,14 @@ def parameter_counts(model) -> dict:
         "matmul_params": matmul,
         "matmul_params_trainable": matmul_trainable,
     }
+
+
+def enable_recompute(model) -> None:
+    """Activation checkpointing of every decoder layer, non-reentrant. transformers 5.23 renamed
+    the switch (the old name still works there, with a deprecation warning); older 5.x only has
+    the old one."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
