@@ -43,3 +43,35 @@ def test_stops_at_the_limit_and_says_so():
 def test_bad_bounds_are_refused():
     with pytest.raises(ValueError):
         max_batch_search(lambda b: True, start=8, limit=4)
+
+
+@pytest.mark.parametrize(
+    ("full_run_fits_up_to", "expected_runs"), [(67, [67]), (65, [67, 63, 65, 66]), (1, None)]
+)
+def test_full_runs_step_down_then_bisect_when_the_fit_check_was_optimistic(
+    monkeypatch, full_run_fits_up_to, expected_runs
+):
+    # a fault injected by a stand-in for the probe: full runs that need more memory than the
+    # short fit check said (allocator fragmentation on a GPU; a CPU run cannot show it)
+    from llmdissect.models import shape_from_config
+    from llmdissect.training import cell
+    from llmdissect.training.spec import TrainSpec
+
+    runs = []
+
+    def fake_probe(spec, workdir, mode, keep, timeout_s):
+        runs.append(spec.batch_size)
+        fits = spec.batch_size <= full_run_fits_up_to
+        return {"status": "ok" if fits else "oom", "batch": spec.batch_size}
+
+    monkeypatch.setattr(cell, "run_probe", fake_probe)
+    spec = TrainSpec(shape_from_config("micro"), "torch", "baseline", 67, samples_path="")
+    settings = {"batch_search": {}}
+    outcome = cell.measure_largest(spec, 67, settings, None, 1, lambda _: None, "key")
+    assert outcome["batch"] == full_run_fits_up_to
+    if expected_runs:
+        assert runs == expected_runs
+    assert settings["batch_search"].get("full_run_oom", []) == [
+        b for b in runs if b > full_run_fits_up_to
+    ]
+    assert len(runs) <= 12

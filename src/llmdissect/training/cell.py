@@ -103,15 +103,29 @@ def measure_cell(cell, spec, search, settings, workdir, timeout_s, log) -> dict:
 
 def measure_largest(spec, batch, settings, workdir, timeout_s, log, key) -> dict:
     """The full run can need a little more memory than the short fit check (allocator
-    fragmentation over more steps): step the batch down until the full run fits too."""
+    fragmentation over more steps). When it does not fit, step the batch down (about 6% of it,
+    doubling the step after each further failure) until a full run fits, then bisect the gap
+    left with full runs: a few runs instead of one per batch size."""
+    fitted, too_big = None, None  # (batch, outcome) of the largest full run that fitted
+    step = max(1, batch // 16)
     while True:
         final_spec = spec.with_batch(batch, spec.warmup_steps, spec.measured_steps)
         outcome = run_probe(final_spec, workdir, "measure", True, timeout_s)
-        if outcome["status"] != "oom" or batch == 1:
+        if outcome["status"] != "oom":
+            fitted = (batch, outcome)
+        else:
+            too_big = batch
+            settings["batch_search"]["full_run_oom"] = [
+                *settings["batch_search"].get("full_run_oom", []),
+                batch,
+            ]
+        if too_big is None or (fitted and too_big - fitted[0] <= 1):
+            return (fitted or (batch, outcome))[1]
+        if too_big == 1:
             return outcome
-        log(f"{key}: full run at batch {batch} -> oom; trying {batch - 1}")
-        settings["batch_search"]["full_run_oom"] = [
-            *settings["batch_search"].get("full_run_oom", []),
-            batch,
-        ]
-        batch -= 1
+        tried = batch
+        if fitted:
+            batch = (fitted[0] + too_big) // 2
+        else:
+            batch, step = max(1, batch - step), step * 2
+        log(f"{key}: full run at batch {tried} -> {outcome['status']}; trying {batch}")
