@@ -9,7 +9,12 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in [SOURCE_DIR, os.getenv("PYTHONPATH")] if p)
 )
 
-from llmdissect.cells import profile_cells, section_models, serving_cells, training_cells
+from llmdissect.cells import (
+    profile_cells,
+    section_models,
+    serving_cells,
+    training_cells,
+)
 from llmdissect.config import (
     ConfigError,
     check_config,
