@@ -48,6 +48,29 @@ def test_gpu_kernels_follow_their_launch_and_backward_functions_their_forward_op
     ("name", "category"),
     [
         ("aten::mm", "gemm"),
+        # kernel names from this pipeline's H100 traces (torch 2.11, CUDA 13, bitsandbytes 0.50)
+        ("nvjet_sm90_tst_192x160_64x4_1x2_h_bz_coopB_NNT", "gemm"),
+        ("void cutlass::Kernel2<cutlass_80_tensorop_bf16_s16816gemm_bf16_128x128_32x4_tn_align2>"
+         "(cutlass_80_tensorop_bf16_s16816gemm_bf16_128x128_32x4_tn_align2::Params)", "gemm"),
+        ("void pytorch_flash::flash_fwd_splitkv_kernel<Flash_fwd_kernel_traits<128, 64, 128, 4, "
+         "false, false, cutlass::bfloat16_t>>", "attention"),
+        ("void pytorch_flash::flash_bwd_dq_dk_dv_loop_seqk_parallel_kernel<Flash_bwd_kernel_traits"
+         "<128, 64, 128, 8, 2, 4, 2, false, false, cutlass::bfloat16_t>>", "attention"),
+        ("void (anonymous namespace)::softmax_warp_forward<float, float, float, 9, false, false>"
+         "(float*, float const*, int, int, int, bool const*, int, bool)", "attention"),
+        ("void multi_tensor_apply_kernel<TensorListMetadata<4>, AdamFunctor<float, int>, float, "
+         "float, float, float, float, float, adamMode_t, float>", "elementwise"),
+        ("void kDequantizeBlockwise<__nv_bfloat16, 512, 64, 8, 2>(float*, unsigned char*, float*, "
+         "__nv_bfloat16*, int, int)", "elementwise"),
+        ("void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float, at::native::MeanOps<"
+         "float, float, float, float>, unsigned int, float, 4, 4> >", "reduction"),
+        ("void at::native::(anonymous namespace)::CatArrayBatchedCopy<at::native::(anonymous "
+         "namespace)::OpaqueType<2u>, unsigned int, 1, 128, 1>", "memory"),
+        ("void at::native::vectorized_elementwise_kernel<8, at::native::bfloat16_copy_kernel_cuda("
+         "at::TensorIteratorBase&)::{lambda()#2}::operator()() const>", "memory"),
+        ("void at::native::(anonymous namespace)::embedding_backward_feature_kernel<c10::BFloat16, "
+         "float, long>", "memory"),
+        ("Memcpy DtoD (Device -> Device)", "memory"),
         ("aten::addmm", "gemm"),
         ("nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NTN", "gemm"),
         ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64", "gemm"),
@@ -165,3 +188,25 @@ def test_a_failed_profiled_step_leaves_nothing_beside_the_records(tmp_path):
             FailingTrainer(), itertools.repeat(batch), "cpu", 2, tmp_path / "b1.trace.json.gz"
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_gradient_work_outside_autograd_in_the_backward_phase_is_parameter_gradients():
+    # DeepSpeed's bf16 optimizer flattens the gradients into its fp32 buffers after autograd
+    # is done, on the main thread inside the backward phase: kernel 2. Kernel 1 is a backward
+    # function's on autograd's thread, of a forward operator outside any module: "other".
+    events = [
+        event("user_annotation", "ProfilerStep#1", 0, 300),
+        event("user_annotation", "phase.forward", 0, 100),
+        event("cpu_op", "aten::mm", 10, 20, **{"Sequence number": 3}),
+        event("user_annotation", "phase.backward", 100, 100),
+        event("cpu_op", "autograd::engine::evaluate_function: MmBackward0", 110, 30, tid=2,
+              **{"Sequence number": 3}),
+        event("cuda_runtime", "cudaLaunchKernel", 115, 5, tid=2, correlation=1),
+        event("cpu_op", "aten::flatten_dense_tensors", 150, 20),
+        event("cuda_runtime", "cudaLaunchKernel", 155, 5, correlation=2),
+        event("kernel", "nvjet_tst_128x256_64x4", 120, 10, tid=7, correlation=1),
+        event("kernel", "CatArrayBatchedCopy", 160, 30, tid=7, correlation=2),
+    ]  # fmt: skip
+    times = module_times(events)
+    assert times["module_parameter_gradients_backward_ms"] == pytest.approx(0.030)
+    assert times["module_other_share"] == pytest.approx(10 / 40)

@@ -62,7 +62,9 @@ SERVING_NOTE = (
 )
 PHASE_TITLE = "Table V: forward, backward and optimizer time per step, and idle share"
 PHASE_NOTE = (
-    "per profiled step; wall: the phase's range; busy: time with at least one device activity "
+    "per profiled step; wall: the phase's range (on a GPU, its window on the device: from its "
+    "start, or the previous phase's end, to the end of the last kernel it launched); busy: time "
+    "with at least one device activity "
     "running (GPU kernels; on a CPU, the profiler's CPU operators); idle = 1 - busy / wall; "
     "profiler overhead: profiled over unprofiled median step time - 1"
 )

@@ -34,7 +34,11 @@ CATEGORY_PATTERNS = (
         r"nccl|gloo|all_?reduce|all_?gather|reduce_?scatter|broadcast|c10d::|record_param_comms"
         r"|alltoall|all_to_all",
     ),
-    ("memory", r"memcpy|memset|copy|aten::to$|aten::_to_copy|aten::contiguous|aten::cat$|catarray"),
+    (
+        "memory",  # copies, and gathers/scatters (an embedding lookup and its backward)
+        r"memcpy|memset|copy|aten::to$|aten::_to_copy|aten::contiguous|aten::cat$|catarray"
+        r"|embedding|index_select|gather|scatter",
+    ),
     ("attention", r"flash|fmha|attention|sdpa|scaled_dot_product|softmax"),
     (
         "gemm",
@@ -46,7 +50,7 @@ CATEGORY_PATTERNS = (
     (
         "elementwise",
         r"elementwise|vectorized|unrolled|foreach|multi_tensor|adam|aten::\w+$|triton|silu|gelu"
-        r"|fill|where|neg|exp|sigmoid|cos|sin|pow|mul|add|div|sub",
+        r"|fill|where|neg|exp|sigmoid|cos|sin|pow|mul|add|div|sub|quantiz",  # 4-bit (de)quantize
     ),
 )
 CATEGORIES = (

@@ -24,9 +24,8 @@ import gzip
 import json
 from pathlib import Path
 
-from ..training.frameworks.base import PHASE_PREFIX
-
 PHASES = ("step", "forward", "backward", "optimizer")
+PHASE_PREFIX = "phase."  # the training loop's record_function ranges; kept free of torch
 GPU_ACTIVITY = ("kernel", "gpu_memcpy", "gpu_memset")
 LAUNCH_CATS = ("cuda_runtime", "cuda_driver")
 STEP_PREFIX = "ProfilerStep#"

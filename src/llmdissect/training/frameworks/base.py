@@ -5,9 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from ...methods import method_problem
+from ...profiling.phases import PHASE_PREFIX
 from ..spec import TrainSpec
-
-PHASE_PREFIX = "phase."
 
 
 def phase(name: str):
