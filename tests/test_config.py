@@ -102,6 +102,10 @@ def first_block(config):
         ),
         (lambda c: first_block(c).update(world_sizes=[0]), "grid[0].world_sizes[0]: 0 is less"),
         (
+            lambda c: first_block(c).update(models=["llama9"]),
+            "config key pretrain.grid[0].models[0]: unknown model 'llama9'",
+        ),
+        (
             lambda c: c.update(platform="tpu"),
             "config key platform: 'tpu' is not a key of platforms",
         ),

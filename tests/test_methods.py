@@ -61,6 +61,21 @@ def test_grid_blocks_cross_frameworks_batches_and_world_sizes_once_each():
     ]
 
 
+def test_a_grid_block_with_its_own_models_applies_to_them_only():
+    section = {
+        "models": ["tiny"],
+        "grid": [
+            {"models": ["micro"], "frameworks": {"torch": ["baseline"]}, "batches": [8]},
+            {"frameworks": {"deepspeed": ["zero2"]}, "batches": [1]},
+        ],
+    }
+    keys = [cell.key for cell in training_cells("profile", "cpu", section)]
+    assert keys == [
+        "profile/cpu/tiny/deepspeed/zero2/w1/b1",
+        "profile/cpu/micro/torch/baseline/w1/b8",
+    ]
+
+
 def test_fine_tuning_methods_train_adapters_and_pre_training_methods_do_not():
     assert stage_problem("finetune", "zero2+lora") is None
     assert stage_problem("pretrain", "zero2") is None
