@@ -27,10 +27,10 @@ from pathlib import Path
 
 from llmdissect.profiling.phases import (
     GPU_ACTIVITY,
-    LAUNCH_CATS,
     STEP_PREFIX,
     complete_events,
     covered,
+    launch_times,
     load_trace,
     merged,
     phase_split,
@@ -76,11 +76,7 @@ def our_figures(trace: Path) -> dict:
         for e in complete
         if e.get("cat") == "user_annotation" and e["name"].startswith(STEP_PREFIX)
     )
-    launch = {
-        e["args"]["correlation"]: e["ts"]
-        for e in complete
-        if e.get("cat") in LAUNCH_CATS and "correlation" in e.get("args", {})
-    }
+    launch = launch_times(complete)
     # the steps HTA keeps: all but the last; an activity belongs to the step that launched it
     kept = [
         e

@@ -7,12 +7,14 @@ import pandas as pd
 
 from .methods import parse_method
 from .profiling.module_marks import ROLES
+from .profiling.modules import KINDS
 from .profiling.operators import CATEGORIES
 from .tables import shown, shown_batch
 
 PHASE_LABELS = {"step": "whole step", "forward": "forward", "backward": "backward",
                 "optimizer": "optimizer"}  # fmt: skip
 MODULE_LABELS = {
+    "decoder_stack": "decoder stack (embedding, layers, masks, final norm)",
     "embedding": "Embedding",
     "decoder_layer": "decoder layer (all of it)",
     "attention": "attention (with its projections)",
@@ -43,68 +45,62 @@ def _cell_columns(row: pd.Series) -> dict:
     }
 
 
-def phase_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """Table V: per profiled cell and phase, wall and busy time per step and the idle share."""
+def _rows_per_cell(cells: pd.DataFrame, label: str, status_column: str, rows_of) -> pd.DataFrame:
+    """The rows `rows_of(row)` gives for each measured profiled cell, after the cell's own
+    columns; a cell that was not measured gets one row that shows its status."""
     rows = []
     for _, row in _profiled(cells).iterrows():
         base = _cell_columns(row)
         if row["status"] != "ok":
-            rows.append({**base, "phase": "-", "wall (ms)": shown(row, None)})
+            rows.append({**base, label: "-", status_column: shown(row, None)})
             continue
-        for name, label in PHASE_LABELS.items():
-            rows.append(
-                {
-                    **base,
-                    "phase": label,
-                    "wall (ms)": shown(row, row.get(f"{name}_wall_ms")),
-                    "busy (ms)": shown(row, row.get(f"{name}_busy_ms")),
-                    "idle": shown(row, row.get(f"{name}_idle_share"), percent=True),
-                    "profiler overhead": shown(row, row.get("profiler_overhead"), percent=True)
-                    if name == "step"
-                    else "",
-                }
-            )
+        rows += [{**base, **out} for out in rows_of(row)]
     return pd.DataFrame(rows)
+
+
+def phase_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Table V: per profiled cell and phase, wall and busy time per step and the idle share."""
+
+    def phases(row):
+        for name, label in PHASE_LABELS.items():
+            overhead = row.get("profiler_overhead") if name == "step" else None
+            yield {
+                "phase": label,
+                "wall (ms)": shown(row, row.get(f"{name}_wall_ms")),
+                "busy (ms)": shown(row, row.get(f"{name}_busy_ms")),
+                "idle": shown(row, row.get(f"{name}_idle_share"), percent=True),
+                "profiler overhead": shown(row, overhead, percent=True) if name == "step" else "",
+            }
+
+    return _rows_per_cell(cells, "phase", "wall (ms)", phases)
 
 
 def module_table(cells: pd.DataFrame) -> pd.DataFrame:
     """Table VI: per profiled cell, each module's forward and backward time per step
     (inclusive of the modules inside it), and what no module claims ("other")."""
-    rows = []
-    for _, row in _profiled(cells).iterrows():
-        base = _cell_columns(row)
-        if row["status"] != "ok":
-            rows.append({**base, "module": "-", "forward (ms)": shown(row, None)})
-            continue
+
+    def modules(row):
         activity = row.get("module_activity_ms")
         for role in ROLES:
-            forward = row.get(f"module_{role}_forward_ms")
-            backward = row.get(f"module_{role}_backward_ms")
-            recompute = row.get(f"module_{role}_recompute_ms")
-            if all(v is None or pd.isna(v) for v in (forward, backward, recompute)):
+            times = [row.get(f"module_{role}_{kind}_ms") for kind in KINDS]
+            if all(v is None or pd.isna(v) for v in times):
                 continue
-            rows.append(
-                {
-                    **base,
-                    "module": MODULE_LABELS[role],
-                    "forward (ms)": shown(row, forward),
-                    "backward (ms)": shown(row, backward),
-                    "recompute (ms)": shown(row, recompute),
-                    "share of activity": shown(
-                        row,
-                        _sum(forward, backward, recompute) / activity if activity else None,
-                        percent=True,
-                    ),
-                }
-            )
-        rows.append(
-            {
-                **base,
-                "module": "other (no module)",
-                "share of activity": shown(row, row.get("module_other_share"), percent=True),
+            forward, backward, recompute = times
+            yield {
+                "module": MODULE_LABELS[role],
+                "forward (ms)": shown(row, forward),
+                "backward (ms)": shown(row, backward),
+                "recompute (ms)": shown(row, recompute),
+                "share of activity": shown(
+                    row, _sum(*times) / activity if activity else None, percent=True
+                ),
             }
-        )
-    return pd.DataFrame(rows)
+        yield {
+            "module": "other (no module)",
+            "share of activity": shown(row, row.get("module_other_share"), percent=True),
+        }
+
+    return _rows_per_cell(cells, "module", "forward (ms)", modules)
 
 
 def _sum(*values) -> float:

@@ -19,7 +19,14 @@ recomputed decoder layer) count toward the backward function that needed them.
 from __future__ import annotations
 
 from .module_marks import MODULE_PREFIX, ROLES
-from .phases import GPU_ACTIVITY, LAUNCH_CATS, complete_events, cpu_self_times, profiled_steps
+from .phases import (
+    GPU_ACTIVITY,
+    LAUNCH_CATS,
+    complete_events,
+    cpu_self_times,
+    on_gpu,
+    profiled_steps,
+)
 
 KINDS = ("forward", "backward", "recompute")
 BACKWARD_FUNCTION = "autograd::engine::evaluate_function"
@@ -113,7 +120,6 @@ def module_times(events: list[dict]) -> dict:
     """Per module role and kind (forward, backward, recompute): time per step in ms, inclusive
     of the modules inside it; plus `module_other_share` and `module_activity_ms`."""
     complete = complete_events(events)
-    on_gpu = any(e.get("cat") in GPU_ACTIVITY for e in complete)
     steps = profiled_steps(complete)
     forward, backward = _windows(complete, "phase.forward"), _windows(complete, BACKWARD_PHASE)
     walker = _Attribution()
@@ -130,7 +136,7 @@ def module_times(events: list[dict]) -> dict:
     )
     totals: dict[tuple[str, str], float] = {}
     attributed_us = other_us = 0.0
-    for ts, kind, chain, duration in walker.activities(complete, on_gpu):
+    for ts, kind, chain, duration in walker.activities(complete, on_gpu(complete)):
         if not (_inside(forward, ts) or _inside(backward, ts)):
             continue  # the optimizer and what runs between the phases
         attributed_us += duration

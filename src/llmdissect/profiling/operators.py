@@ -18,6 +18,7 @@ from .phases import (
     covered,
     cpu_self_times,
     merged,
+    on_gpu,
     profiled_steps,
 )
 
@@ -79,7 +80,7 @@ def operator_category(name: str) -> str:
 def _activities(complete: list[dict]) -> list[tuple[str, float, float, object]]:
     """(name, start, duration, lane) of each unit of activity; on a CPU each operator's self
     time, placed at its start (a lane is a GPU stream or a CPU thread)."""
-    if any(e.get("cat") in GPU_ACTIVITY for e in complete):
+    if on_gpu(complete):
         return [
             (e.get("name", ""), e["ts"], e["dur"], e.get("tid"))
             for e in complete

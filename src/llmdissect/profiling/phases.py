@@ -56,6 +56,20 @@ def profiled_steps(complete: list[dict]) -> int:
     )
 
 
+def on_gpu(complete: list[dict]) -> bool:
+    """Whether the trace has device activity (else its activity is the CPU operators')."""
+    return any(e.get("cat") in GPU_ACTIVITY for e in complete)
+
+
+def launch_times(complete: list[dict]) -> dict[int, float]:
+    """Correlation id -> when the CPU launched that GPU activity (runtime or driver call)."""
+    return {
+        e["args"]["correlation"]: e["ts"]
+        for e in complete
+        if e.get("cat") in LAUNCH_CATS and "correlation" in e.get("args", {})
+    }
+
+
 def cpu_self_times(complete: list[dict]) -> dict[int, float]:
     """id(event) -> the operator's self time in us (its time minus its child operators'), for
     every CPU operator; nested operators on one thread are properly nested in time."""
@@ -87,7 +101,15 @@ def merged(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def covered(union: list[tuple[float, float]], start: float, end: float) -> float:
-    return sum(max(0.0, min(e, end) - max(s, start)) for s, e in union)
+    """Time within [start, end) covered by `union` (sorted, disjoint: from merged())."""
+    total = 0.0
+    # the first interval that may reach past start: its predecessor ends before its own start
+    index = max(0, bisect.bisect_right(union, (start, float("inf"))) - 1)
+    for s, e in union[index:]:
+        if s >= end:
+            break
+        total += max(0.0, min(e, end) - max(s, start))
+    return total
 
 
 def phase_name(event: dict) -> str | None:
@@ -103,8 +125,8 @@ def phase_split(events: list[dict]) -> dict:
     """Per phase: wall_ms, busy_ms (per profiled step) and idle_share; plus what counted as
     activity ("gpu kernels" or "cpu operators")."""
     complete = complete_events(events)
-    on_gpu = any(e.get("cat") in GPU_ACTIVITY for e in complete)
-    activity = [e for e in complete if e.get("cat") in (GPU_ACTIVITY if on_gpu else ("cpu_op",))]
+    gpu = on_gpu(complete)
+    activity = [e for e in complete if e.get("cat") in (GPU_ACTIVITY if gpu else ("cpu_op",))]
     union = merged([(e["ts"], e["ts"] + e["dur"]) for e in activity])
     ranges: dict[str, list[tuple[float, float]]] = {}
     for event in complete:
@@ -112,10 +134,10 @@ def phase_split(events: list[dict]) -> dict:
         if name and event.get("cat") == "user_annotation":
             ranges.setdefault(name, []).append((event["ts"], event["ts"] + event["dur"]))
     windows = dict(ranges)
-    if on_gpu:
+    if gpu:
         windows.update(device_windows(ranges, complete, activity))
     steps = max(1, len(windows.get("step", [])))
-    result = {"activity": "gpu kernels" if on_gpu else "cpu operators", "steps": steps}
+    result = {"activity": "gpu kernels" if gpu else "cpu operators", "steps": steps}
     for name in PHASES:
         spans = windows.get(name, [])
         if not spans:
@@ -132,11 +154,7 @@ def device_windows(
     ranges: dict[str, list[tuple[float, float]]], complete: list[dict], activity: list[dict]
 ) -> dict[str, list[tuple[float, float]]]:
     """Each phase range's window on the GPU (see the module's docstring)."""
-    launch = {
-        e["args"]["correlation"]: e["ts"]
-        for e in complete
-        if e.get("cat") in LAUNCH_CATS and "correlation" in e.get("args", {})
-    }
+    launch = launch_times(complete)
     spans = sorted(
         (s, e, name) for name, found in ranges.items() if name != "step" for s, e in found
     )

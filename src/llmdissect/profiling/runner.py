@@ -14,7 +14,7 @@ from ..training.memory import synchronize
 from .module_marks import module_ranges
 from .modules import module_times
 from .operators import operator_times
-from .phases import load_trace, phase_split
+from .phases import complete_events, load_trace, phase_split
 
 
 def profile_steps(trainer, batches, device: str, active_steps: int, trace_path: Path) -> dict:
@@ -27,7 +27,7 @@ def profile_steps(trainer, batches, device: str, active_steps: int, trace_path: 
     except BaseException:
         raw.unlink(missing_ok=True)
         raise
-    events = load_trace(raw)  # parsed once, before it is packed
+    events = complete_events(load_trace(raw))  # parsed and filtered once, before it is packed
     with open(raw, "rb") as source, gzip.open(trace_path, "wb") as target:
         shutil.copyfileobj(source, target)
     raw.unlink()
