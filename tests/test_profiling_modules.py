@@ -117,6 +117,8 @@ def test_roles_of_the_transformers_llama_modules():
 
     model = build_hf_model(shape_from_config("micro"))
     roles = {path: module_role(path.rsplit(".", 1)[-1], m) for path, m in model.named_modules()}
+    assert roles["model"] == "decoder_stack"  # its own work: masks, positions
+    assert roles[""] is None  # the causal-LM wrapper holds the LM head and the loss
     assert roles["model.embed_tokens"] == "embedding"
     assert roles["model.layers.0"] == "decoder_layer"
     assert roles["model.layers.0.self_attn"] == "attention"

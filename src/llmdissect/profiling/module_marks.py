@@ -16,6 +16,7 @@ import functools
 MODULE_PREFIX = "module."
 # Table VI's rows, outermost first; a module whose role is None gets no range of its own.
 ROLES = (
+    "decoder_stack",  # the layers with what the model does around them (masks, positions)
     "embedding",
     "decoder_layer",
     "attention",
@@ -37,6 +38,8 @@ def module_role(attribute: str, module) -> str | None:
     cls = type(module).__name__
     if attribute in ("lm_head", "output_layer"):
         return "lm_head"
+    if hasattr(module, "layers") and not hasattr(module, "lm_head"):
+        return "decoder_stack"  # transformers' LlamaModel, Megatron-core's TransformerBlock
     if "Embedding" in cls:
         return "rotary" if "Rotary" in cls else "embedding"
     if cls.endswith("DecoderLayer") or cls == "TransformerLayer":
