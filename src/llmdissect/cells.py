@@ -85,8 +85,3 @@ def serving_cells(platform: str, section: dict, engines: dict) -> list[ServingCe
         for engine in section["engines"]
         for workload in section["workloads"]
     ]
-
-
-def profile_cells(platform: str, section: dict) -> list[TrainingCell]:
-    """Profiled pre-training cells: one process each (stage "profile")."""
-    return training_cells("profile", platform, section)

@@ -10,7 +10,6 @@ os.environ.update(
 )
 
 from llmdissect.cells import (
-    profile_cells,
     section_models,
     serving_cells,
     training_cells,
@@ -90,7 +89,7 @@ def measured_cells():
         if "serve" in config:
             cells += serving_cells(platform, config["serve"], config["engines"])
         if "profile" in config:
-            cells += profile_cells(platform, config["profile"])
+            cells += training_cells("profile", platform, config["profile"])
     return cells
 
 
@@ -125,8 +124,8 @@ def imported_records():
 
 
 def data_models():
-    gridded = [*TRAINING_STAGES, *[s for s in ["profile"] if s in config]]
-    models = [m for stage in gridded for m in section_models(config[stage])]
+    gridded = [*TRAINING_STAGES, "profile"]
+    models = [m for s in gridded if s in config for m in section_models(config[s])]
     models += config["serve"]["models"] if "serve" in config else []
     return list(dict.fromkeys(models))
 
