@@ -130,6 +130,34 @@ def requested(row: dict) -> dict[str, str]:
     return dict(part.split("=", 1) for part in row["ReqTRES"].split(",") if "=" in part)
 
 
+def cancel(job: tuple[str, str] | None) -> tuple[str, str] | None:
+    """Cancels a running job; None if there is none or it ended before the cancel reached it."""
+    if job is None or subprocess.run(["scancel", job[0]], check=False).returncode != 0:
+        return None
+    return job
+
+
+def cancel_victims(cancelled: dict) -> dict | None:
+    """One poll: cancels whichever victims are running now, in whatever order the scheduler
+    starts them; returns `cancelled` once all three are. The retried one is a batch-1
+    pre-training cell: quick, and it fits (the batch-4096 cell's record is "oom" on every try)."""
+    running = running_jobs("training_cell")
+    if "retried" not in cancelled:
+        pick = [j for j in running if "_pretrain_" in j[1] and j[1].endswith("_1")]
+        if victim := cancel(next(iter(pick), None)):
+            cancelled["retried"] = victim
+    if "doomed" not in cancelled:
+        pick = [j for j in running if "_finetune_" in j[1]]
+        if victim := cancel(next(iter(pick), None)):
+            cancelled["doomed"] = victim
+    elif "again" not in cancelled:
+        doomed = cancelled["doomed"]
+        pick = [j for j in running if j[1] == doomed[1] and j != doomed]
+        if victim := cancel(next(iter(pick), None)):
+            cancelled["again"] = victim
+    return cancelled if len(cancelled) == 3 else None
+
+
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("slurm"))
@@ -140,30 +168,23 @@ def slurm_run(cluster, tmp_path_factory):
     # 3. Once a few cells are done, the run is stopped (as by Ctrl-C) half-way.
     first = start_run(workdir)
     deadline = time.monotonic() + LIMIT_S
+    cancelled = {}
     try:
-        # not the out-of-memory cell (batch 4096): its record is "oom" however often it runs
-        retried = wait_until(
-            lambda: [job for job in running_jobs("training_cell", "_pretrain_")
-                     if not job[1].endswith("_4096")],
-            "running cell", deadline, first,
-        )[0]  # fmt: skip
-        subprocess.run(["scancel", retried[0]], check=True)
-        doomed = wait_until(
-            lambda: running_jobs("training_cell", "_finetune_"),
-            "running fine-tuning cell", deadline, first,
-        )[0]  # fmt: skip
-        subprocess.run(["scancel", doomed[0]], check=True)
-        again = wait_until(
-            lambda: [j for j in running_jobs("training_cell") if j[1] == doomed[1] and j != doomed],
-            "retry of the cancelled fine-tuning cell", deadline, first,
-        )[0]  # fmt: skip
-        subprocess.run(["scancel", again[0]], check=True)
+        cancelled = wait_until(
+            lambda: cancel_victims(cancelled), "the three cancellations", deadline, first
+        )
+        retried, doomed, again = cancelled["retried"], cancelled["doomed"], cancelled["again"]
         log = workdir / "run0.log"
         wait_until(
             lambda: f"SLURM-job '{again[0]}' failed" in log.read_text(),
             "the retry's failure", deadline, first,
         )  # fmt: skip
-        wait_until(lambda: len(finished_records(workdir)) >= 8, "eight records", deadline, first)
+        # the stop must not cancel the retry too: wait until Snakemake saw it finish
+        wait_until(
+            lambda: len(finished_records(workdir)) >= 8
+            and cell_of(retried[1]) in finished_outputs(log.read_text()),
+            "eight records and the retried cell's", deadline, first,
+        )  # fmt: skip
         # one SIGINT, to Snakemake alone (as Ctrl-C once): a second one would interrupt its
         # cancelling of the running jobs and the failure bookkeeping after it
         first.send_signal(signal.SIGINT)
