@@ -14,28 +14,29 @@ from llmdissect.records import read_record
 from llmdissect.training.probe import multi_node_command
 
 
-def hold(count, lock_dir, seconds, queue):
+def hold(name, count, lock_dir, seconds, queue):
     os.environ["LLMDISSECT_DEVICES"] = "0,1,2"
     with claimed_devices(count, lock_dir, poll_s=0.05, log=lambda *_: None) as devices:
-        queue.put(("start", os.environ["CUDA_VISIBLE_DEVICES"], devices))
+        queue.put((name, "start", time.monotonic(), os.environ["CUDA_VISIBLE_DEVICES"], devices))
         time.sleep(seconds)
-        queue.put(("end", None, devices))
+        queue.put((name, "end", time.monotonic(), None, devices))  # taken before the release
 
 
 def test_claims_are_disjoint_and_a_claim_waits_for_free_devices(tmp_path):
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    first = context.Process(target=hold, args=(2, tmp_path, 1.5, queue))
+    first = context.Process(target=hold, args=("first", 2, tmp_path, 1.5, queue))
     first.start()
-    assert queue.get(timeout=10)[0] == "start"
-    second = context.Process(target=hold, args=(2, tmp_path, 0.1, queue))  # one is free: waits
+    assert queue.get(timeout=10)[:2] == ("first", "start")
+    second = context.Process(target=hold, args=("second", 2, tmp_path, 0.1, queue))  # waits
     second.start()
     events = [queue.get(timeout=20) for _ in range(3)]
     first.join(10)
     second.join(10)
-    kinds = [kind for kind, *_ in events]
-    assert kinds == ["end", "start", "end"]  # the second started only after the first ended
-    _, visible, devices = events[1]
+    # the queue delivers in the order the messages were sent, not claimed: compare the clocks
+    times = {(name, kind): at for name, kind, at, *_ in events}
+    assert times[("second", "start")] >= times[("first", "end")]
+    _, _, _, visible, devices = next(e for e in events if e[:2] == ("second", "start"))
     assert visible == ",".join(devices) and len(devices) == 2
 
 
