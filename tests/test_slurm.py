@@ -293,5 +293,10 @@ def test_records_and_tables_have_the_form_of_a_local_run(slurm_run, finished_run
 
 
 def test_nothing_is_left_running(slurm_run):
-    queued = subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout
+    # a job that just ended is listed as completing (CG) for a moment
+    for _ in range(30):
+        queued = subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout
+        if not queued.strip():
+            break
+        time.sleep(1)
     assert not queued.strip()
