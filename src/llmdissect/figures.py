@@ -21,6 +21,11 @@ def save(figure, png: Path, pdf: Path) -> None:
     plt.close(figure)
 
 
+def compact(value: float) -> str:
+    """12345.6 -> '12.3k', 101.2 -> '101'."""
+    return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.3g}"
+
+
 def training_throughput_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path) -> None:
     """Throughput and peak memory per configuration as horizontal bars (one row each, so a grid
     of many methods stays readable), batch 1 beside the largest batch.
@@ -56,9 +61,12 @@ def training_throughput_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: 
             for axis, value in zip(axes, values, strict=True):
                 if row["status"] == "ok" and value is not None and pd.notna(value):
                     bar = axis.barh(y, value, width, color=f"C{offset}")
+                    # throughput as a number too: offload cells are 100x slower, their bars
+                    # too short to see
+                    label = f" {compact(value)}" if axis is axes[0] else ""
                     if batch == "max":
-                        label = f" b={int(row['batch_size'])}"
-                        axis.bar_label(bar, labels=[label], fontsize=7)
+                        label += f" b={int(row['batch_size'])}"
+                    axis.bar_label(bar, labels=[label], fontsize=7)
                 else:
                     axis.text(0, y, f" {row['status'].upper()}", va="center", fontsize=7,
                               color="firebrick")  # fmt: skip
@@ -66,6 +74,7 @@ def training_throughput_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: 
         axis.set_yticks(range(len(configs)), configs, fontsize=7)
         axis.set_xlabel(label)
         axis.grid(axis="x", alpha=0.3)
+        axis.margins(x=0.15)  # room for the labels past the longest bar
     axes[0].invert_yaxis()  # first configuration on top, as in the tables (the axis is shared)
     handles = [plt.Rectangle((0, 0), 1, 1, color=f"C{i}") for i in range(len(batches))]
     labels = ["largest batch" if b == "max" else f"batch {b}" for b in batches]
