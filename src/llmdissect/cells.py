@@ -26,10 +26,18 @@ class TrainingCell:
         return asdict(self)
 
 
+def section_model_keys(stage: str, section: dict) -> list[tuple[str, str]]:
+    """(config key, model) for every model a section names, in its list or in a grid block."""
+    keys = [(f"{stage}.models[{i}]", model) for i, model in enumerate(section["models"])]
+    for b, block in enumerate(section["grid"]):
+        models = block.get("models", [])
+        keys += [(f"{stage}.grid[{b}].models[{i}]", model) for i, model in enumerate(models)]
+    return keys
+
+
 def section_models(section: dict) -> list[str]:
     """The section's models, then those only some grid blocks name, each once, in config order."""
-    blocks = [block.get("models", []) for block in section["grid"]]
-    return list(dict.fromkeys(section["models"] + [m for models in blocks for m in models]))
+    return list(dict.fromkeys(model for _, model in section_model_keys("", section)))
 
 
 def training_cells(stage: str, platform: str, section: dict) -> list[TrainingCell]:

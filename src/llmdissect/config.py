@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .cells import SINGLE_PROCESS_FRAMEWORKS
+from .cells import SINGLE_PROCESS_FRAMEWORKS, section_model_keys
 from .methods import method_problem, stage_problem
 from .models import shape_from_config
 
@@ -218,15 +218,6 @@ def serve_problems(section: dict, config: dict) -> list[str]:
                 f"required for {workload['arrivals']} arrivals"
             )
     return problems
-
-
-def section_model_keys(stage: str, section: dict) -> list[tuple[str, str]]:
-    """(config key, model) for every model a section names, in its list or in a grid block."""
-    keys = [(f"{stage}.models[{i}]", model) for i, model in enumerate(section["models"])]
-    for b, block in enumerate(section["grid"]):
-        models = block.get("models", [])
-        keys += [(f"{stage}.grid[{b}].models[{i}]", model) for i, model in enumerate(models)]
-    return keys
 
 
 def profile_problems(section: dict, config: dict) -> list[str]:

@@ -22,6 +22,7 @@ from .module_marks import MODULE_PREFIX, ROLES
 from .phases import (
     GPU_ACTIVITY,
     LAUNCH_CATS,
+    PHASE_PREFIX,
     complete_events,
     cpu_self_times,
     on_gpu,
@@ -30,7 +31,7 @@ from .phases import (
 
 KINDS = ("forward", "backward", "recompute")
 BACKWARD_FUNCTION = "autograd::engine::evaluate_function"
-BACKWARD_PHASE = "phase.backward"  # reached outside autograd: the framework's gradient work
+FORWARD_PHASE, BACKWARD_PHASE = f"{PHASE_PREFIX}forward", f"{PHASE_PREFIX}backward"
 ACCUMULATE_GRAD = "AccumulateGrad"  # a parameter's gradient lands; no sequence number links it
 
 
@@ -63,7 +64,7 @@ class _Attribution:
             name = event["name"]
             if name.startswith(MODULE_PREFIX):
                 modules.insert(0, name[len(MODULE_PREFIX) :])
-            elif name == BACKWARD_PHASE and not modules:
+            elif name == BACKWARD_PHASE and not modules:  # outside autograd: framework's work
                 return "backward", ("parameter_gradients",)
             elif name.startswith(BACKWARD_FUNCTION):
                 if modules:
@@ -121,7 +122,7 @@ def module_times(events: list[dict]) -> dict:
     of the modules inside it; plus `module_other_share` and `module_activity_ms`."""
     complete = complete_events(events)
     steps = profiled_steps(complete)
-    forward, backward = _windows(complete, "phase.forward"), _windows(complete, BACKWARD_PHASE)
+    forward, backward = _windows(complete, FORWARD_PHASE), _windows(complete, BACKWARD_PHASE)
     walker = _Attribution()
     walker.walk(
         [

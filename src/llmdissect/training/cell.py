@@ -106,26 +106,28 @@ def measure_largest(spec, batch, settings, workdir, timeout_s, log, key) -> dict
     fragmentation over more steps). When it does not fit, step the batch down (about 6% of it,
     doubling the step after each further failure) until a full run fits, then bisect the gap
     left with full runs: a few runs instead of one per batch size."""
-    fitted, too_big = None, None  # (batch, outcome) of the largest full run that fitted
+    fitted = None  # (batch, outcome) of the largest full run that fitted so far
+    too_big = None  # the smallest batch whose full run ran out of memory
     step = max(1, batch // 16)
     while True:
         final_spec = spec.with_batch(batch, spec.warmup_steps, spec.measured_steps)
         outcome = run_probe(final_spec, workdir, "measure", True, timeout_s)
-        if outcome["status"] != "oom":
+        status = outcome["status"]
+        if status not in ("ok", "oom") or (status == "ok" and too_big is None):
+            return outcome  # it fitted at once, or failed for another reason than memory
+        if status == "ok":
             fitted = (batch, outcome)
         else:
             too_big = batch
-            settings["batch_search"]["full_run_oom"] = [
-                *settings["batch_search"].get("full_run_oom", []),
-                batch,
-            ]
-        if too_big is None or (fitted and too_big - fitted[0] <= 1):
-            return (fitted or (batch, outcome))[1]
+            search = settings["batch_search"]
+            search["full_run_oom"] = [*search.get("full_run_oom", []), batch]
+        if fitted and too_big - fitted[0] <= 1:
+            return fitted[1]
         if too_big == 1:
             return outcome
-        tried = batch
         if fitted:
-            batch = (fitted[0] + too_big) // 2
+            following = (fitted[0] + too_big) // 2
         else:
-            batch, step = max(1, batch - step), step * 2
-        log(f"{key}: full run at batch {tried} -> {outcome['status']}; trying {batch}")
+            following, step = max(1, batch - step), step * 2
+        log(f"{key}: full run at batch {batch} -> {status}; trying {following}")
+        batch = following
