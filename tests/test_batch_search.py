@@ -49,7 +49,7 @@ def test_bad_bounds_are_refused():
     ("full_run_fits_up_to", "expected_runs"), [(67, [67]), (65, [67, 63, 65, 66]), (1, None)]
 )
 def test_full_runs_step_down_then_bisect_when_the_fit_check_was_optimistic(
-    monkeypatch, full_run_fits_up_to, expected_runs
+    full_run_fits_up_to, expected_runs
 ):
     # a fault injected by a stand-in for the probe: full runs that need more memory than the
     # short fit check said (allocator fragmentation on a GPU; a CPU run cannot show it)
@@ -59,15 +59,14 @@ def test_full_runs_step_down_then_bisect_when_the_fit_check_was_optimistic(
 
     runs = []
 
-    def fake_probe(spec, workdir, mode, keep, timeout_s):
+    def fake_probe(spec, name, keep):
         runs.append(spec.batch_size)
         fits = spec.batch_size <= full_run_fits_up_to
         return {"status": "ok" if fits else "oom", "batch": spec.batch_size}
 
-    monkeypatch.setattr(cell, "run_probe", fake_probe)
     spec = TrainSpec(shape_from_config("micro"), "torch", "baseline", 67, samples_path="")
     settings = {"batch_search": {}}
-    outcome = cell.measure_largest(spec, 67, settings, None, 1, lambda _: None, "key")
+    outcome = cell.measure_largest(spec, 67, settings, fake_probe, lambda _: None, "key")
     assert outcome["batch"] == full_run_fits_up_to
     if expected_runs:
         assert runs == expected_runs

@@ -4,6 +4,7 @@
 import asyncio
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -13,17 +14,19 @@ from llmdissect.serving.metrics import serving_metrics
 from llmdissect.serving.trace import RequestTrace, read_traces, write_traces
 
 
-def trace(index, sent, arrivals, expected=None, tokens=None, error=None):
+def trace(index, sent, arrivals, expected=None, tokens=None, failure=None, end=None):
+    """A request ending at its last chunk, or at `end` (a failed one keeps its end too)."""
     chunks = [(t, 1) for t in arrivals]
     return RequestTrace(
         index=index,
         prompt_tokens=10,
         expected_tokens=expected or len(arrivals),
         sent=sent,
-        finished=arrivals[-1] if arrivals else None,
+        finished=end if end is not None else (arrivals[-1] if arrivals else None),
         chunks=chunks,
         reported_tokens=tokens,
-        error=error,
+        error=f"{failure}: details" if failure else None,
+        failure=failure,
     )
 
 
@@ -47,13 +50,24 @@ def test_latencies_follow_their_definitions():
 def test_failed_and_short_requests_are_counted_not_dropped():
     traces = [
         trace(0, 0.0, [0.1, 0.2], expected=2),
-        trace(1, 0.0, [0.1], expected=2),  # stopped early
-        trace(2, 0.0, [], expected=2, error="HTTP 500: boom"),
+        trace(1, 0.0, [0.1], expected=2),  # stopped early at an EOS it was free to honour
+        trace(2, 0.0, [], expected=2, failure="http 500", end=0.05),
+        trace(3, 0.0, [0.1], expected=2, failure="truncated", end=0.4),
     ]
     metrics = serving_metrics(traces)
-    assert (metrics["requests"], metrics["completed"], metrics["failed"]) == (3, 2, 1)
+    assert (metrics["requests"], metrics["completed"], metrics["failed"]) == (4, 2, 2)
+    assert (metrics["failed_http_500"], metrics["failed_truncated"], metrics["truncated"]) == (
+        1,
+        1,
+        1,
+    )
     assert metrics["token_count_mismatches"] == 1
     assert metrics["output_tokens"] == 3
+    # completed-only makespan ends at 0.2 s; the whole run at the truncated request's end, 0.4 s
+    assert metrics["output_tokens_per_s"] == pytest.approx(3 / 0.2)
+    assert metrics["makespan_all_s"] == pytest.approx(0.4)
+    assert metrics["output_tokens_per_s_all"] == pytest.approx(3 / 0.4)
+    assert metrics["requests_per_s_all"] == pytest.approx(2 / 0.4)
 
 
 def test_engine_token_count_wins_over_chunk_count():
@@ -66,12 +80,13 @@ def test_engine_token_count_wins_over_chunk_count():
 
 
 def test_a_run_where_everything_failed_has_no_throughput():
-    metrics = serving_metrics([trace(0, 0.0, [], expected=2, error="refused")])
+    metrics = serving_metrics([trace(0, 0.0, [], expected=2, failure="connection", end=0.1)])
     assert metrics["completed"] == 0 and "output_tokens_per_s" not in metrics
+    assert "output_tokens_per_s_all" not in metrics and metrics["failed_connection"] == 1
 
 
 def test_traces_round_trip(tmp_path):
-    traces = [trace(0, 0.0, [0.5, 0.6]), trace(1, 0.1, [], error="x")]
+    traces = [trace(0, 0.0, [0.5, 0.6]), trace(1, 0.1, [], failure="timeout", end=0.7)]
     write_traces(tmp_path / "t.jsonl", traces)
     assert read_traces(tmp_path / "t.jsonl") == traces
 
@@ -106,14 +121,24 @@ def synthetic(tmp_path, *flags):
 
 
 def test_load_generator_keeps_every_request_and_its_faults(tmp_path):
+    # the server fails its 4th, 8th, 12th request and halves its 3rd, 6th, 9th (12th failed),
+    # ending those with finish_reason "stop"
     with synthetic(tmp_path, "--fail-every", "4", "--short-every", "3") as server:
-        traces = asyncio.run(run_load(server.launch.endpoint, [[1, 2, 3]] * 12, 6, Arrivals()))
-    metrics = serving_metrics(traces)
-    assert [t.index for t in traces] == list(range(12))
-    assert metrics["failed"] == 3 and all("HTTP 500" in t.error for t in traces if not t.ok)
-    # the server fails its 4th, 8th, 12th request and halves its 3rd, 6th, 9th (12th failed)
+        endpoint = server.launch.endpoint  # 12 requests: the same faults in each run
+        told_to_ignore_eos = asyncio.run(run_load(endpoint, [[1, 2, 3]] * 12, 6, Arrivals()))
+        free_to_stop = replace(endpoint, ignore_eos=False)
+        allowed_to_stop = asyncio.run(run_load(free_to_stop, [[1, 2, 3]] * 12, 6, Arrivals()))
+    for traces in (told_to_ignore_eos, allowed_to_stop):
+        assert [t.index for t in traces] == list(range(12))
+        assert all(len(t.chunks) == t.output_tokens for t in traces if t.ok)
+    # sent ignore_eos, a short response is truncated: a failure
+    metrics = serving_metrics(told_to_ignore_eos)
+    assert (metrics["failed"], metrics["failed_http_500"], metrics["truncated"]) == (6, 3, 3)
+    assert metrics["token_count_mismatches"] == 0
+    # not sent ignore_eos, an early "stop" completes with the wrong length
+    metrics = serving_metrics(allowed_to_stop)
+    assert (metrics["failed"], metrics["failed_http_500"], metrics["truncated"]) == (3, 3, 0)
     assert metrics["token_count_mismatches"] == 3
-    assert all(len(t.chunks) == t.output_tokens for t in traces if t.ok)
 
 
 def test_concurrency_mode_caps_requests_in_flight(tmp_path):

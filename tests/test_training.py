@@ -9,7 +9,7 @@ from llmdissect.cells import TrainingCell
 from llmdissect.data import training_samples, write_training_samples
 from llmdissect.models import LLAMA2_SHAPES, param_count
 from llmdissect.records import read_record
-from llmdissect.training.cell import SearchSettings, run_training_cell
+from llmdissect.training.cell import ProbeLimits, SearchSettings, run_training_cell
 from llmdissect.training.memory import is_out_of_memory
 from llmdissect.training.probe import run_probe
 from llmdissect.training.spec import TrainSpec
@@ -83,7 +83,7 @@ def test_largest_batch_cell_writes_a_valid_record_with_its_search(spec, tmp_path
         record_path=tmp_path / "r.json",
         steps_path=tmp_path / "r.steps.jsonl",
         workdir=tmp_path / "work",
-        probe_timeout_s=300,
+        limits=ProbeLimits(timeout_s=300),
         log=lambda message: None,
     )
     assert read_record(tmp_path / "r.json") == record

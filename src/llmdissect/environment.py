@@ -25,7 +25,15 @@ LIBRARIES = [
     "snakemake",
     "llmdissect",
 ]
-SLURM_VARIABLES = ["SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURMD_NODENAME", "SLURM_JOB_NODELIST"]
+SLURM_VARIABLES = [
+    "SLURM_JOB_ID",
+    "SLURM_JOB_PARTITION",
+    "SLURMD_NODENAME",
+    "SLURM_JOB_NODELIST",
+    "SLURM_CPUS_PER_TASK",
+]
+# what decides how many CPU threads a process computes with (set by Snakemake, SLURM or us)
+THREAD_VARIABLES = ["OMP_NUM_THREADS", "MKL_NUM_THREADS"]
 
 
 def collect_manifest(repo_dir: Path | None = None) -> dict:
@@ -37,7 +45,37 @@ def collect_manifest(repo_dir: Path | None = None) -> dict:
         "git": git_info(repo_dir or Path.cwd()),
         "slurm": {k: os.environ[k] for k in SLURM_VARIABLES if k in os.environ},
         "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "threads": thread_info(),
     }
+
+
+def thread_info() -> dict:
+    """The CPU threads this process computes with: the variables OpenMP and MKL read, torch's
+    own pools, and the cores it may run on (a scheduler's cpuset narrows them)."""
+    info = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    try:
+        import torch
+
+        info["torch_intra_op"] = torch.get_num_threads()
+        info["torch_inter_op"] = torch.get_num_interop_threads()
+    except ImportError:
+        pass
+    if hasattr(os, "sched_getaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        info["cpu_affinity"] = core_ranges(cores)
+        info["affinity_cores"] = len(cores)
+    return info
+
+
+def core_ranges(cores: list[int]) -> str:
+    """0,1,2,3,8 -> "0-3,8", as taskset and cpusets write them."""
+    ranges: list[list[int]] = []
+    for core in cores:
+        if ranges and core == ranges[-1][1] + 1:
+            ranges[-1][1] = core
+        else:
+            ranges.append([core, core])
+    return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in ranges)
 
 
 def host_info() -> dict:

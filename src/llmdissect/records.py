@@ -38,7 +38,8 @@ def make_record(
         "key": key,
         "cell": cell,
         "status": status,
-        "reason": None if status == "ok" else (reason or "no reason given"),
+        # an ok cell may still say something (a few failed requests within the allowed share)
+        "reason": reason or (None if status == "ok" else "no reason given"),
         "metrics": metrics,
         "settings": settings,
         "environment": environment,

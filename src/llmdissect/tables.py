@@ -230,7 +230,8 @@ def serving_table(cells: pd.DataFrame) -> pd.DataFrame:
     """Figs. 6-10 in numbers: one row per platform x model x engine x workload."""
     rows = []
     for _, row in cells[cells["stage"] == "serve"].iterrows():
-        ok = row["status"] == "ok"
+        # counts wherever the load ran: an error record says how many of its requests failed
+        ran = pd.notna(row.get("requests"))
         out = {
             "platform": row["platform"],
             "model": row["model"],
@@ -238,10 +239,18 @@ def serving_table(cells: pd.DataFrame) -> pd.DataFrame:
             "workload": row["method"],
             "GPUs": row["world_size"],
             "requests": f"{row.get('completed', 0):.0f} of {row.get('requests', 0):.0f}"
-            if ok
-            else shown(row, None),
-            "wrong length": f"{row.get('token_count_mismatches', 0):.0f}" if ok else "-",
+            if ran
+            else shown(row, None),  # completed of sent
         }
+        # truncated: a kind of failed ("-" in records older than the count)
+        counts = {
+            "failed": "failed",
+            "truncated": "truncated",
+            "wrong length": "token_count_mismatches",
+        }
+        for label, metric in counts.items():
+            value = row.get(metric)
+            out[label] = f"{value:.0f}" if ran and pd.notna(value) else "-"
         for label, metric in SERVING_COLUMNS.items():
             out[label] = shown(row, row.get(metric))
         rows.append(out)

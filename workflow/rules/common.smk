@@ -22,6 +22,14 @@ from llmdissect.config import (
     run_platforms,
 )
 from llmdissect.placement import cell_gpus
+from llmdissect.rule_params import (
+    model_shape,
+    profile_measurement,
+    serving_measurement,
+    serving_prompts_params,
+    training_measurement,
+    training_samples_params,
+)
 
 # The whole config is checked before any job is planned: a refused config names each bad key.
 drop_disabled_stages(config)
@@ -42,6 +50,20 @@ def platform_settings(w):
 
 def cell_gpu_count(w):
     return cell_gpus(platform_settings(w), int(w.world))
+
+
+def cell_threads(w):
+    """CPU threads of a measuring cell (its OpenMP, MKL and torch pools): cells without GPUs run
+    one at a time and get every core; cells with GPUs run side by side and share the cores in
+    proportion to their GPUs. Under SLURM, profiles/slurm's set-threads (cpus_per_task) wins.
+    """
+    cores = workflow.global_resources["_cores"].value or os.cpu_count()
+    gpus = cell_gpu_count(w)
+    if not gpus:
+        return cores
+    given = workflow.global_resources.get("gpu")
+    machine_gpus = given.value if given is not None and given.value else gpus
+    return max(1, cores * gpus // max(gpus, machine_gpus))
 
 
 def cpu_measure_slot(w):

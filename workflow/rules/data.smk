@@ -6,7 +6,7 @@ rule model_card:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        model_shapes=config["model_shapes"],
+        shape=lambda w: model_shape(config, w.model),
     script:
         "../scripts/model_card.py"
 
@@ -19,9 +19,7 @@ rule training_samples:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        seed=config["seed"],
-        data=config["data"],
-        model_shapes=config["model_shapes"],
+        samples=lambda w: training_samples_params(config, w.model),
     script:
         "../scripts/training_samples.py"
 
@@ -34,8 +32,6 @@ rule serving_prompts:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        seed=config["seed"],
-        data=config["data"],
-        model_shapes=config["model_shapes"],
+        prompts=lambda w: serving_prompts_params(config, w.model),
     script:
         "../scripts/serving_prompts.py"

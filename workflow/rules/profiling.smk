@@ -13,16 +13,13 @@ rule profile_cell:
         "results/benchmarks/profile/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: cell_threads
     resources:
         **scheduler_resources(),
         gpu=cell_gpu_count,
         measure_slot=cpu_measure_slot,
     params:
-        platform=platform_settings,
-        seed=config["seed"],
-        settings=config["pretrain"],
-        active_steps=config.get("profile", {}).get("active_steps", 3),
-        model_shapes=config["model_shapes"],
+        measurement=lambda w: profile_measurement(config, w),
         workdir=lambda w: f"results/work/profile/{w.platform}/{w.model}/{w.framework}/{w.method}/w{w.world}/b{w.batch}",
     script:
         "../scripts/profile_cell.py"

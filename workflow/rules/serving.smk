@@ -6,7 +6,7 @@ rule model_weights:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        model_shapes=config["model_shapes"],
+        shape=lambda w: model_shape(config, w.model),
     script:
         "../scripts/model_weights.py"
 
@@ -25,14 +25,12 @@ rule serving_cell:
         "results/benchmarks/serve/{platform}/{model}/{engine}/{workload}/w{world}.tsv"
     conda:
         "../../envs/serve.yaml"
+    threads: cell_threads
     resources:
         **scheduler_resources(),
         gpu=cell_gpu_count,
         measure_slot=cpu_measure_slot,
     params:
-        engine=lambda w: config["engines"][w.engine],
-        workload=lambda w: config["serve"]["workloads"][w.workload],
-        platform=platform_settings,
-        model_shapes=config["model_shapes"],
+        measurement=lambda w: serving_measurement(config, w),
     script:
         "../scripts/serving_cell.py"

@@ -13,6 +13,8 @@ rule training_cell:
         stage="pretrain|finetune",
     conda:
         "../../envs/train.yaml"
+    # every core for a CPU cell, a share of them beside other GPU cells (profiles/slurm: cpus_per_task)
+    threads: cell_threads
     resources:
         **scheduler_resources(),
         # GPUs: one per process (none on a CPU platform); the job claims which ones.
@@ -20,11 +22,8 @@ rule training_cell:
         # Cells without GPUs share the CPU: one at a time (the local profile caps it).
         measure_slot=cpu_measure_slot,
     params:
-        stage=lambda w: w.stage,
-        platform=platform_settings,
-        seed=config["seed"],
-        settings=lambda w: config[w.stage],
-        model_shapes=config["model_shapes"],
+        # exactly what the cell measures with: another cell's settings never re-measure this one
+        measurement=lambda w: training_measurement(config, w.stage, w),
         workdir=lambda w: f"results/work/{w.stage}/{w.platform}/{w.model}/{w.framework}/{w.method}/w{w.world}/b{w.batch}",
     script:
         "../scripts/training_cell.py"

@@ -5,11 +5,12 @@ from pathlib import Path
 from llmdissect.cells import TrainingCell
 from llmdissect.data import file_sha256
 from llmdissect.environment import collect_manifest
-from llmdissect.models import shape_from_config
+from llmdissect.models import ModelShape
 from llmdissect.placement import claimed_devices
 from llmdissect.records import make_record, now_iso, read_record, write_json_atomic
 from llmdissect.rule_io import echo, exit_on_sigterm, logged
-from llmdissect.training.cell import SearchSettings, run_training_cell
+from llmdissect.rule_params import run_policy
+from llmdissect.training.cell import ProbeLimits, SearchSettings, run_training_cell
 from llmdissect.training.spec import record_settings, stage_spec, training_options
 
 
@@ -23,8 +24,8 @@ def largest_batch(record_path):
 
 exit_on_sigterm()
 with logged(snakemake.log[0]), claimed_devices(snakemake.resources.gpu, log=echo):
-    w, params, out = snakemake.wildcards, snakemake.params, snakemake.output
-    settings = params.settings
+    w, out = snakemake.wildcards, snakemake.output
+    measurement = snakemake.params.measurement
     cell = TrainingCell(
         "profile", w.platform, w.model, w.framework, w.method, int(w.world), w.batch
     )
@@ -42,31 +43,34 @@ with logged(snakemake.log[0]), claimed_devices(snakemake.resources.gpu, log=echo
         gzip.open(out.trace, "wb").close()
         echo(f"{cell.key}: infeasible {problem}")
     else:
-        options = training_options(settings, "pretrain", w.framework)
-        options["profile"] = {"active_steps": params.active_steps, "trace_path": out.trace}
+        active_steps = measurement["active_steps"]
+        options = training_options(measurement, "pretrain", w.framework)
+        options["profile"] = {"active_steps": active_steps, "trace_path": out.trace}
         spec = stage_spec(
-            shape_from_config(w.model, params.model_shapes),
+            ModelShape(**measurement["model_shape"]),
             w.framework,
             w.method,
             snakemake.input.samples,
-            settings,
-            params.platform,
-            params.seed,
+            measurement,
+            measurement["platform"],
+            measurement["seed"],
             cell.world_size,
             options,
+            cpu_threads=snakemake.threads,
         )
+        policy = run_policy(snakemake.config, "profile")
         run_training_cell(
             cell,
             spec,
-            SearchSettings(**settings["max_batch_search"]),
+            SearchSettings(),
             settings={
                 **record_settings(spec, file_sha256(snakemake.input.samples)),
-                "profiled_steps": params.active_steps,
+                "profiled_steps": active_steps,
             },
             record_path=Path(out.record),
             steps_path=Path(out.steps),
-            workdir=Path(params.workdir),
-            probe_timeout_s=settings["probe_timeout_s"],
+            workdir=Path(snakemake.params.workdir),
+            limits=ProbeLimits(policy["probe_timeout_s"], policy["probe_retries"]),
             log=echo,
             batch_size=batch_size or int(w.batch),
         )

@@ -5,14 +5,20 @@
 - TPOT: (E2E - TTFT) / (output tokens - 1), per request with at least two output tokens.
 - ITL: every gap between consecutive output chunks, over all requests.
 - Throughput: tokens (or requests) of the completed requests over the makespan, first send to
-  the last response's end. Failed requests count in `failed` and in no latency or throughput.
+  the last completed response's end. Failed requests count in `failed` and `failed_<kind>`
+  (failed_truncated, failed_timeout, failed_connection, failed_http_500, ...; `truncated`, kept
+  at 0 too, is failed_truncated for the tables) and in no latency or throughput.
+- Whole-run throughput (`_all`): the same completed tokens (or requests) over the whole run,
+  first send to the last request's end, failed ones included (how `vllm bench serve` divides).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
-from .trace import RequestTrace
+from .trace import TRUNCATED, RequestTrace
 
 PERCENTILES = (50, 90, 99)
 LATENCIES = ("ttft", "tpot", "itl", "e2e")
@@ -42,15 +48,46 @@ def summarize(values: list[float], prefix: str) -> dict[str, float]:
     return summary
 
 
+def failure_counts(traces: list[RequestTrace]) -> Counter:
+    """Failed requests per kind: "truncated", "timeout", "connection", "http 500", ..."""
+    return Counter(t.failure_kind for t in traces if not t.ok)
+
+
+def metric_name(kind: str) -> str:
+    return "failed_" + kind.replace(" ", "_")  # "http 500" -> failed_http_500
+
+
+def whole_run_throughput(traces: list[RequestTrace], ok: list[RequestTrace]) -> dict:
+    """Completed work over first send to the last end of any request, failed ones included."""
+    ends = [t.finished for t in traces if t.finished is not None]  # old files: failures had none
+    if not ends:
+        return {}
+    makespan = max(ends) - min(t.sent for t in traces)
+    if not ok:
+        return {"makespan_all_s": makespan}  # no throughput without a completed request
+    output_tokens = sum(t.output_tokens for t in ok)
+    prompt_tokens = sum(t.prompt_tokens for t in ok)
+    return {
+        "makespan_all_s": makespan,
+        "output_tokens_per_s_all": output_tokens / makespan,
+        "total_tokens_per_s_all": (output_tokens + prompt_tokens) / makespan,
+        "requests_per_s_all": len(ok) / makespan,
+    }
+
+
 def serving_metrics(traces: list[RequestTrace]) -> dict:
     ok = [t for t in traces if t.ok]
+    failures = failure_counts(traces)
     metrics = {
         "requests": len(traces),
         "completed": len(ok),
         "failed": len(traces) - len(ok),
+        "truncated": failures[TRUNCATED],
+        **{metric_name(kind): count for kind, count in failures.items()},
         # responses whose output length differs from max_tokens: reported, never assumed away
         "token_count_mismatches": sum(t.output_tokens != t.expected_tokens for t in ok),
     }
+    metrics.update(whole_run_throughput(traces, ok))
     if not ok:
         return metrics
     makespan = max(t.finished for t in ok) - min(t.sent for t in traces)

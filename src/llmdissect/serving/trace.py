@@ -8,6 +8,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+# why a request did not complete (besides "http <status>", e.g. "http 500")
+TRUNCATED = "truncated"  # the stream ended early: no [DONE] or finish_reason, or too few tokens
+TIMEOUT = "timeout"  # past the total limit, or no chunk for the idle limit
+CONNECTION = "connection"  # refused, reset or dropped before any response
+ENGINE_ERROR = "engine error"  # the stream carried an error event or an unreadable chunk
+OTHER = "other"  # anything else the client met
+UNKNOWN = "unknown"  # a failed request of a trace file written before kinds were kept
+
 
 @dataclass
 class RequestTrace:
@@ -22,11 +30,20 @@ class RequestTrace:
     chunks: list[tuple[float, int]] = field(default_factory=list)
     # the engine's own count (usage), when it reports one
     reported_tokens: int | None = None
-    error: str | None = None
+    error: str | None = None  # what went wrong, in detail
+    failure: str | None = None  # its kind (above); a failed request keeps its end in `finished`
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.finished is not None and bool(self.chunks)
+        """Completed: no failure and no error (older files kept only the error)."""
+        failed = self.failure is not None or self.error is not None
+        return not failed and self.finished is not None and bool(self.chunks)
+
+    @property
+    def failure_kind(self) -> str | None:
+        if self.ok:
+            return None
+        return self.failure or UNKNOWN
 
     @property
     def output_tokens(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from ..cells import TrainingCell
 from ..environment import collect_manifest
 from ..records import make_record, now_iso, write_json_atomic
 from .batch_search import max_batch_search
-from .probe import run_probe
+from .probe import first_line, run_probe
 from .spec import TrainSpec
 
 
@@ -20,6 +21,12 @@ class SearchSettings:
     start: int = 1
     limit: int = 64
     fit_check_steps: int = 2  # the optimizer state exists only after the first step
+
+
+@dataclass
+class ProbeLimits:
+    timeout_s: float = 3600.0
+    retries: int = 1  # runs again after a crash (a signal, no outcome); not after an OOM
 
 
 class ProbeFailed(Exception):
@@ -36,21 +43,28 @@ def run_training_cell(
     record_path: Path,
     steps_path: Path,
     workdir: Path,
-    probe_timeout_s: float,
+    limits: ProbeLimits,
     log=print,
     batch_size: int | None = None,
 ) -> dict:
     """`batch_size` runs a "max" cell at a batch found before (a profiled cell reuses the
-    pre-training cell's search) instead of searching again."""
+    pre-training cell's search) instead of searching again. Whatever happens to the probes, the
+    cell ends as a record: a crash is an error record, not a failed job."""
     started_at, started = now_iso(), time.monotonic()
     settings = dict(settings, batch_mode=cell.batch)
-    if batch_size is not None:
-        outcome = run_probe(
-            spec.with_batch(batch_size, spec.warmup_steps, spec.measured_steps),
-            workdir, "measure", True, probe_timeout_s,
-        )  # fmt: skip
-    else:
-        outcome = measure_cell(cell, spec, search, settings, workdir, probe_timeout_s, log)
+
+    def probe(probe_spec: TrainSpec, name: str, keep_steps: bool) -> dict:
+        return run_probe(probe_spec, workdir, name, keep_steps, limits.timeout_s, limits.retries)
+
+    try:
+        if batch_size is not None:
+            full = spec.with_batch(batch_size, spec.warmup_steps, spec.measured_steps)
+            outcome = probe(full, "measure", True)
+        else:
+            outcome = measure_cell(cell, spec, search, settings, probe, log)
+    except Exception as error:  # the harness itself failed: still a result, with its reason
+        traceback.print_exc()
+        outcome = {"status": "error", "reason": f"the measurement failed: {first_line(error)}"}
     if outcome["status"] == "ok":
         shutil.copyfile(workdir / "measure.steps.jsonl", steps_path)
     else:
@@ -72,14 +86,14 @@ def run_training_cell(
     return record
 
 
-def measure_cell(cell, spec, search, settings, workdir, timeout_s, log) -> dict:
+def measure_cell(cell, spec, search, settings, probe, log) -> dict:
     if cell.batch == "max":
 
         def fits(batch: int) -> bool:
             probe_spec = spec.with_batch(
                 batch, warmup_steps=0, measured_steps=search.fit_check_steps
             )
-            outcome = run_probe(probe_spec, workdir, f"search_b{batch}", False, timeout_s)
+            outcome = probe(probe_spec, f"search_b{batch}", False)
             log(f"{cell.key}: batch {batch} -> {outcome['status']}")
             if outcome["status"] not in ("ok", "oom"):
                 raise ProbeFailed(outcome)
@@ -96,12 +110,12 @@ def measure_cell(cell, spec, search, settings, workdir, timeout_s, log) -> dict:
         }
         if result.max_batch is None:
             return {"status": "oom", "reason": "not even batch 1 fits"}
-        return measure_largest(spec, result.max_batch, settings, workdir, timeout_s, log, cell.key)
+        return measure_largest(spec, result.max_batch, settings, probe, log, cell.key)
     final_spec = spec.with_batch(int(cell.batch), spec.warmup_steps, spec.measured_steps)
-    return run_probe(final_spec, workdir, "measure", True, timeout_s)
+    return probe(final_spec, "measure", True)
 
 
-def measure_largest(spec, batch, settings, workdir, timeout_s, log, key) -> dict:
+def measure_largest(spec, batch, settings, probe, log, key) -> dict:
     """The full run can need a little more memory than the short fit check (allocator
     fragmentation over more steps). When it does not fit, step the batch down (about 6% of it,
     doubling the step after each further failure) until a full run fits, then bisect the gap
@@ -111,7 +125,7 @@ def measure_largest(spec, batch, settings, workdir, timeout_s, log, key) -> dict
     step = max(1, batch // 16)
     while True:
         final_spec = spec.with_batch(batch, spec.warmup_steps, spec.measured_steps)
-        outcome = run_probe(final_spec, workdir, "measure", True, timeout_s)
+        outcome = probe(final_spec, "measure", True)
         status = outcome["status"]
         if status not in ("ok", "oom") or (status == "ok" and too_big is None):
             return outcome  # it fitted at once, or failed for another reason than memory

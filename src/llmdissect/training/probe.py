@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from .metrics import step_metrics
 from .spec import TrainSpec
 
 LOG_TAIL_CHARS = 300
+TEST_SEGFAULT_VARIABLE = "LLMDISSECT_TEST_SEGFAULT"
 NO_KERNEL_MARKER = "no available kernel"
 
 
@@ -130,6 +133,8 @@ def main(argv: list[str]) -> int:
     steps_path = Path(argv[2]) if len(argv) > 2 else None
     rank = int(os.environ.get("RANK", 0))
     spec = TrainSpec.from_json(spec_path.read_text())
+    use_thread_count()
+    crash_if_asked(spec_path, rank)
     try:
         outcome = measure(spec, steps_path, rank)
     except Exception as error:
@@ -142,6 +147,16 @@ def main(argv: list[str]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0 if outcome["status"] == "ok" else 1)
+
+
+def use_thread_count() -> None:
+    """torch's compute pool follows the thread count the parent chose (OpenMP code such as
+    DeepSpeed's CPU Adam reads OMP_NUM_THREADS itself)."""
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
 
 
 RENDEZVOUS_PORT = 29500
@@ -187,25 +202,49 @@ def slurm_hosts(env) -> list[str]:
 
 
 def run_probe(
+    spec: TrainSpec,
+    workdir: Path,
+    name: str,
+    keep_steps: bool,
+    timeout_s: float,
+    retries: int = 0,
+) -> dict:
+    """Run one probe in child processes; its spec, outcomes and log stay in workdir. A probe
+    that crashed (a process killed by a signal other than the OOM killer's, or gone without an
+    outcome) is run again up to `retries` times: such crashes are often transient."""
+    for attempt in range(1, retries + 2):
+        outcome = run_probe_once(spec, workdir, name, keep_steps, timeout_s)
+        if not outcome.get("crashed"):
+            break
+        if attempt <= retries:
+            shutil.copyfile(workdir / f"{name}.log", workdir / f"{name}.attempt{attempt}.log")
+    if attempt > 1:
+        outcome.setdefault("details", {})["probe_attempts"] = attempt
+        if outcome.get("crashed"):
+            outcome["reason"] = f"{outcome['reason']} (on each of {attempt} attempts)"
+    return outcome
+
+
+def run_probe_once(
     spec: TrainSpec, workdir: Path, name: str, keep_steps: bool, timeout_s: float
 ) -> dict:
-    """Run one probe in child processes; its spec, outcomes and log stay in workdir."""
     workdir.mkdir(parents=True, exist_ok=True)
     spec_path = workdir / f"{name}.spec.json"
     prefix = workdir / f"{name}.outcome"
     log_path = workdir / f"{name}.log"
-    for old in workdir.glob(f"{name}.outcome.rank*.json"):
-        old.unlink()
+    steps_path = workdir / f"{name}.steps.jsonl"
+    for old in [*workdir.glob(f"{name}.outcome.rank*.json"), steps_path]:
+        old.unlink(missing_ok=True)
     spec.write(spec_path)
     arguments = [str(spec_path), str(prefix)]
     if keep_steps:
-        arguments.append(str(workdir / f"{name}.steps.jsonl"))
+        arguments.append(str(steps_path))
     timed_out = False
     with open(log_path, "w") as log:
         # Its own process group, so every worker of the probe can be stopped at once.
         process = subprocess.Popen(
             launch_command(spec, arguments), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, env=probe_environment(),
+            start_new_session=True, env=probe_environment(threads_per_process(spec)),
         )  # fmt: skip
         try:
             process.wait(timeout=timeout_s)
@@ -220,18 +259,39 @@ def run_probe(
     outcomes = [
         json.loads(p.read_text()) for p in sorted(workdir.glob(f"{name}.outcome.rank*.json"))
     ]
-    if not outcomes:
+    failed = [o for o in outcomes if o["status"] != "ok"]
+    if len(outcomes) < expected_outcomes(spec) and not failed:
+        # a rank ended without a word: its own crash, not a failure another rank reported
         status, reason = died(process.returncode, log_path)
-        return {"status": status, "reason": reason}
+        return {"status": status, "reason": reason, "crashed": status == "error"}
     return merge_rank_outcomes(outcomes)
 
 
-def probe_environment() -> dict:
-    """JIT-built ops (DeepSpeed's) are built once per environment and then reused: with its own
-    pinned ninja first on PATH (two ninja versions disagree on the build log and each rebuilds
-    what the other built) and, unless set, a build folder inside the environment (another clone's
-    build in the shared default folder would be rebuilt over)."""
+def expected_outcomes(spec: TrainSpec) -> int:
+    """Every rank writes an outcome; a single-process probe writes one."""
+    return spec.world_size if get_framework(spec.framework).distributed else 1
+
+
+def threads_per_process(spec: TrainSpec, env=os.environ) -> int | None:
+    """The cell's CPU threads shared among the processes this node runs for it."""
+    if spec.cpu_threads is None:
+        return None
+    processes = 1
+    if get_framework(spec.framework).distributed:
+        processes = spec.world_size // int(env.get("SLURM_JOB_NUM_NODES", "1"))
+    return max(1, spec.cpu_threads // max(1, processes))
+
+
+def probe_environment(threads: int | None = None) -> dict:
+    """The thread count every OpenMP and MKL pool of the probe uses (Snakemake sets both to the
+    job's threads, torchrun to 1 when unset). JIT-built ops (DeepSpeed's) are built once per
+    environment and then reused: with its own pinned ninja first on PATH (two ninja versions
+    disagree on the build log and each rebuilds what the other built) and, unless set, a build
+    folder inside the environment (another clone's build in the shared default folder would be
+    rebuilt over)."""
     env = dict(os.environ)
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     if os.access(sys.prefix, os.W_OK):  # a virtual environment, not a read-only system Python
         env.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
@@ -251,11 +311,46 @@ def died(returncode: int, log_path: Path) -> tuple[str, str]:
     """Status and reason for children that wrote no outcome: killed, or crashed in native code."""
     log = log_path.read_text(errors="replace").strip()
     tail = log[-LOG_TAIL_CHARS:]
-    # torchrun exits 1 and reports a worker's SIGKILL in its log
-    worker_killed = "Signal 9 (SIGKILL) received" in log
-    if returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) or worker_killed:
+    signal_name = killing_signal(returncode, log)
+    if signal_name == "SIGKILL":
         return "oom", "probe killed by SIGKILL (the host's out-of-memory killer, most likely)"
-    return "error", f"probe exited with code {returncode}: {tail or 'no output'}"
+    how = f"died by {signal_name}" if signal_name else f"exited with code {returncode}"
+    return "error", f"probe {how} without an outcome: {tail or 'no output'}"
+
+
+# torchrun exits 1 and names a worker's signal in its log: "Signal 11 (SIGSEGV) received by PID"
+TORCHRUN_SIGNAL = re.compile(r"Signal \d+ \((SIG[A-Z0-9]+)\) received")
+
+
+def killing_signal(returncode: int, log: str) -> str | None:
+    """The signal that ended the probe: torchrun's root-cause worker's where it names one (it
+    stops the other workers itself), else the one that ended the process."""
+    root_cause = log[log.find("Root Cause") :] if "Root Cause" in log else log
+    match = TORCHRUN_SIGNAL.search(root_cause)
+    if match:
+        return match.group(1)
+    for number in (-returncode, returncode - 128):
+        if 0 < number < signal.NSIG:
+            return signal.Signals(number).name
+    return None
+
+
+def crash_if_asked(spec_path: Path, rank: int) -> None:
+    """A fault switch for tests (named so, never set by the pipeline): LLMDISSECT_TEST_SEGFAULT
+    = "<part of the probe's path>[@<attempts>]" makes rank 0 of matching probes die by SIGSEGV,
+    on every attempt or on the first <attempts> ones."""
+    asked = os.environ.get(TEST_SEGFAULT_VARIABLE)
+    if not asked or rank != 0:
+        return
+    pattern, _, attempts = asked.partition("@")
+    if pattern not in str(spec_path):
+        return
+    marker = spec_path.with_suffix(".crashes")
+    crashes = len(marker.read_text()) if marker.exists() else 0
+    if attempts and crashes >= int(attempts):
+        return
+    marker.write_text("x" * (crashes + 1))
+    os.kill(os.getpid(), signal.SIGSEGV)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ class TrainSpec:
     seed: int = 0
     memory_limit_gb: float | None = None
     world_size: int = 1
+    # CPU threads of the whole cell, shared by its processes; None - whatever the process inherits
+    cpu_threads: int | None = None
     options: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -63,6 +65,7 @@ def stage_spec(
     seed: int,
     world_size: int,
     options: dict,
+    cpu_threads: int | None = None,
 ) -> TrainSpec:
     """The spec of a cell from its stage's config section and its platform (batch set later)."""
     return TrainSpec(
@@ -79,6 +82,7 @@ def stage_spec(
         seed=seed,
         memory_limit_gb=platform["memory_limit_gb"],
         world_size=world_size,
+        cpu_threads=cpu_threads,
         options=options,
     )
 
@@ -95,4 +99,5 @@ def record_settings(spec: TrainSpec, samples_sha256: str) -> dict:
         "memory_limit_gb": spec.memory_limit_gb,
         "data_sha256": samples_sha256,
         "world_size": spec.world_size,
+        "cpu_threads": spec.cpu_threads,
     }

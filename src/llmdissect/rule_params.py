@@ -1,0 +1,132 @@
+"""What each rule's `params` hold: exactly what its job's output depends on, in one canonical form.
+
+Snakemake runs a job again when its params differ from the last run's, compared as text. So a
+measuring cell's params hold the settings its record keeps and nothing else: not the whole config
+section (another grid block, another model would re-measure every cell), not the platform's
+description, and with keys in sorted order (a config saved in another key order must compare
+equal). What only decides how a job runs (time limit, retries, threads) is read from the config
+by the job itself and re-measures nothing.
+"""
+
+from __future__ import annotations
+
+from .models import shape_from_config
+
+# read by the job, never part of what it measures: time limits, retries, when to call it failed
+RUN_POLICY_KEYS = ("probe_timeout_s", "probe_retries")
+ENGINE_POLICY_KEYS = ("startup_timeout_s",)
+WORKLOAD_POLICY_KEYS = ("request_timeout_s", "idle_timeout_s", "max_failed_share")
+# where a cell runs and how it is described: neither changes a measurement
+PLATFORM_LABELS = ("description",)
+
+
+def canonical(value):
+    """Nested dicts with their keys sorted (their text is then the same in any input order)."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(item) for item in value]
+    return value
+
+
+def model_shape(config: dict, model: str) -> dict:
+    return canonical(shape_from_config(model, config["model_shapes"]).as_dict())
+
+
+def platform_measured(config: dict, platform: str) -> dict:
+    settings = config["platforms"][platform]
+    return canonical({k: v for k, v in settings.items() if k not in PLATFORM_LABELS})
+
+
+def training_samples_params(config: dict, model: str) -> dict:
+    data = config["data"]
+    return canonical(
+        {
+            "seed": config["seed"],
+            "count": data["train_samples"],
+            "mean_len": data["seq_len"],
+            "spread": data["seq_len_spread"],
+            "vocab_size": model_shape(config, model)["vocab_size"],
+        }
+    )
+
+
+def serving_prompts_params(config: dict, model: str) -> dict:
+    data = config["data"]
+    return canonical(
+        {
+            "seed": config["seed"],
+            "count": data["serving_prompts"],
+            "prompt_len": data["prompt_len"],
+            "vocab_size": model_shape(config, model)["vocab_size"],
+        }
+    )
+
+
+def training_measurement(config: dict, stage: str, w) -> dict:
+    """A pre-training or fine-tuning cell: its stage's step settings, its framework's and its
+    batch mode's own settings, its model's shape, its platform."""
+    section = config[stage]
+    measurement = {
+        "stage": stage,
+        "seed": config["seed"],
+        "model_shape": model_shape(config, w.model),
+        "platform": platform_measured(config, w.platform),
+        **{k: section[k] for k in ("dtype", "warmup_steps", "measured_steps", "learning_rate")},
+    }
+    if w.framework == "megatron":
+        measurement["megatron"] = section["megatron"]
+    if stage == "finetune":
+        measurement["lora"] = section["lora"]
+    if w.batch == "max":
+        measurement["max_batch_search"] = section["max_batch_search"]
+    return canonical(measurement)
+
+
+def profile_measurement(config: dict, w) -> dict:
+    """A profiled cell: pre-training's dtype and learning rate (and Megatron's parallel sizes),
+    the profile's own step counts. Its batch, for "max", comes from the pre-training record."""
+    pretrain, profile = config["pretrain"], config["profile"]
+    measurement = {
+        "stage": "profile",
+        "seed": config["seed"],
+        "model_shape": model_shape(config, w.model),
+        "platform": platform_measured(config, w.platform),
+        "dtype": pretrain["dtype"],
+        "learning_rate": pretrain["learning_rate"],
+        **{k: profile[k] for k in ("warmup_steps", "measured_steps", "active_steps")},
+    }
+    if w.framework == "megatron":
+        measurement["megatron"] = pretrain["megatron"]
+    return canonical(measurement)
+
+
+def serving_measurement(config: dict, w) -> dict:
+    """A serving cell: its one engine template, its one workload, its model and platform."""
+    engine = config["engines"][w.engine]
+    workload = config["serve"]["workloads"][w.workload]
+    return canonical(
+        {
+            "model_shape": model_shape(config, w.model),
+            "platform": platform_measured(config, w.platform),
+            "engine": {k: v for k, v in engine.items() if k not in ENGINE_POLICY_KEYS},
+            "workload": {k: v for k, v in workload.items() if k not in WORKLOAD_POLICY_KEYS},
+        }
+    )
+
+
+def serving_policy(config: dict, w) -> tuple[dict, dict]:
+    """The engine's and the workload's time limits and failure threshold."""
+    engine = config["engines"][w.engine]
+    workload = config["serve"]["workloads"][w.workload]
+    return (
+        {k: engine[k] for k in ENGINE_POLICY_KEYS if k in engine},
+        {k: workload[k] for k in WORKLOAD_POLICY_KEYS if k in workload},
+    )
+
+
+def run_policy(config: dict, stage: str) -> dict:
+    """Time limit and retries of a training or profiled cell's probes (profiles use
+    pre-training's)."""
+    section = config["pretrain" if stage == "profile" else stage]
+    return {key: section[key] for key in RUN_POLICY_KEYS}
