@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from conftest import copy_workflow, run_snakemake
 
-from llmdissect.placement import cell_gpus, claimed_devices
+from llmdissect.placement import cell_gpus, cell_thread_count, claimed_devices
 from llmdissect.records import read_record
 from llmdissect.training.probe import multi_node_command
 
@@ -92,7 +92,13 @@ def test_cells_side_by_side_on_three_faked_devices(tmp_path):
     for path in cells:
         record = read_record(workdir / path)
         devices = set(record["environment"]["visible_devices"].split(","))
-        assert len(devices) == int(record["cell"]["world_size"])
+        world_size = int(record["cell"]["world_size"])
+        assert len(devices) == world_size
+        # 4 cores shared by cells on 3 GPUs, each process of a cell with its part of them
+        threads = record["settings"]["cpu_threads"]
+        assert threads == cell_thread_count(4, world_size, 3)
+        per_process = str(max(1, threads // world_size))
+        assert record["environment"]["threads"]["OMP_NUM_THREADS"] == per_process
         start = datetime.fromisoformat(record["started_at"])
         spans.append((start, start + timedelta(seconds=record["duration_s"]), devices))
     overlapping = 0
@@ -102,3 +108,18 @@ def test_cells_side_by_side_on_three_faked_devices(tmp_path):
                 overlapping += 1
                 assert not devices & other, "two cells at once on one device"
     assert overlapping, "no two cells ran side by side"
+
+
+@pytest.mark.parametrize(
+    ("cores", "cell_gpus", "machine_gpus", "threads"),
+    [
+        (16, 0, None, 16),  # a CPU cell: they run one at a time, each with every core
+        (16, 1, None, 16),  # a GPU cell, GPUs of the run unknown: it may be alone
+        (16, 1, 8, 2),  # one of eight GPU cells side by side
+        (16, 2, 8, 4),
+        (4, 1, 8, 1),  # never below one thread
+        (16, 8, 4, 16),  # more GPUs than the run was given: all the cores, not more
+    ],
+)
+def test_a_cell_gets_its_share_of_the_cores(cores, cell_gpus, machine_gpus, threads):
+    assert cell_thread_count(cores, cell_gpus, machine_gpus) == threads

@@ -40,7 +40,7 @@ def slurm_arguments() -> list[str]:
         "--configfile", "tests/config/test.yaml", "tests/config/slurm-gpus.yaml",
         "--jobs", "4",
         "--set-resources", *sizes,
-        "--set-threads", "training_cell=1", "serving_cell=1",
+        "--set-threads", "training_cell=1", "profile_cell=1", "serving_cell=1",
         "--slurm-init-seconds-before-status-checks", "1",
         "--slurm-keep-successful-logs",
     ]  # fmt: skip

@@ -117,6 +117,12 @@ def test_every_cell_has_a_valid_record_with_the_right_outcome(finished_run):
             assert record["status"] == "ok", (key, record["reason"])
             assert record["metrics"]["measured_steps"] == 10
             assert len(record["settings"]["data_sha256"]) == 64
+            # --cores 2: each cell has both cores, shared by its processes
+            threads = record["environment"]["threads"]
+            processes = record["cell"]["world_size"] if "/torch/" not in key else 1
+            assert record["settings"]["cpu_threads"] == 2
+            assert threads["torch_intra_op"] == 2 // processes
+            assert threads["OMP_NUM_THREADS"] == threads["MKL_NUM_THREADS"] == str(2 // processes)
     largest = records[f"{prefix}/deepspeed/baseline/w1/bmax"]
     assert largest["settings"]["batch_search"]["hit_limit"]
     assert largest["metrics"]["batch_size"] == 4

@@ -33,6 +33,15 @@ def cell_gpus(platform: dict, world_size: int) -> int:
     return per_process * world_size
 
 
+def cell_thread_count(cores: int, cell_gpus: int, machine_gpus: int | None) -> int:
+    """CPU threads of a cell on one machine: cells without GPUs run one at a time and get every
+    core; cells with GPUs run side by side and share the cores in proportion to their GPUs (of
+    `machine_gpus`, the `gpu` resource the run was given; unknown: the cell has them all)."""
+    if not cell_gpus:
+        return cores
+    return max(1, cores * cell_gpus // max(cell_gpus, machine_gpus or cell_gpus))
+
+
 def machine_devices() -> list[str]:
     """Device ids to hand out: the faked ones, else those this run may see."""
     for variable in (DEVICES_VARIABLE, "CUDA_VISIBLE_DEVICES"):

@@ -56,9 +56,10 @@ SIZE_RATIO_TITLE = (
 )
 SERVING_TITLE = "Figs. 6-10 in numbers: serving throughput and latency per engine"
 SERVING_NOTE = (
-    "requests: completed of sent; wrong length: completed responses whose token count differs "
-    "from max_tokens; throughput over the makespan (first send to the last response's end); "
-    "TTFT, TPOT, ITL and E2E as defined in the README"
+    "requests: completed of sent; failed: requests that did not complete (truncated, timeout, "
+    "connection, http error); truncated: streams that ended early; wrong length: completed "
+    "responses whose token count differs from max_tokens; throughput over the makespan (first "
+    "send to the last completed response's end); TTFT, TPOT, ITL and E2E as defined in the README"
 )
 PHASE_TITLE = "Table V: forward, backward and optimizer time per step, and idle share"
 PHASE_NOTE = (

@@ -21,7 +21,7 @@ from llmdissect.config import (
     load_schema,
     run_platforms,
 )
-from llmdissect.placement import cell_gpus
+from llmdissect.placement import cell_gpus, cell_thread_count
 from llmdissect.rule_params import (
     model_shape,
     profile_measurement,
@@ -53,17 +53,14 @@ def cell_gpu_count(w):
 
 
 def cell_threads(w):
-    """CPU threads of a measuring cell (its OpenMP, MKL and torch pools): cells without GPUs run
-    one at a time and get every core; cells with GPUs run side by side and share the cores in
-    proportion to their GPUs. Under SLURM, profiles/slurm's set-threads (cpus_per_task) wins.
-    """
-    cores = workflow.global_resources["_cores"].value or os.cpu_count()
-    gpus = cell_gpu_count(w)
-    if not gpus:
-        return cores
+    """CPU threads of a measuring cell (its OpenMP, MKL and torch pools). Under SLURM,
+    profiles/slurm's set-threads (cpus_per_task) wins."""
     given = workflow.global_resources.get("gpu")
-    machine_gpus = given.value if given is not None and given.value else gpus
-    return max(1, cores * gpus // max(gpus, machine_gpus))
+    return cell_thread_count(
+        workflow.global_resources["_cores"].value or os.cpu_count(),
+        cell_gpu_count(w),
+        given.value if given is not None else None,
+    )
 
 
 def cpu_measure_slot(w):
@@ -116,10 +113,14 @@ def measured_cells():
 
 
 def largest_batch_record(w):
-    """A profiled "max" cell runs at the batch its pre-training cell found."""
+    """A profiled "max" cell runs at the batch its pre-training cell found. Marked ancient: a
+    new search (more measured steps, say) re-profiles nothing; the profiled record names the
+    batch it ran at."""
     if w.batch != "max":
         return []
-    return f"results/records/pretrain/{w.platform}/{w.model}/{w.framework}/{w.method}/w{w.world}/bmax.json"
+    return ancient(
+        f"results/records/pretrain/{w.platform}/{w.model}/{w.framework}/{w.method}/w{w.world}/bmax.json"
+    )
 
 
 def engine_model_dir(engine, model):

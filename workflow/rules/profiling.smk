@@ -2,7 +2,7 @@ rule profile_cell:
     input:
         samples="results/data/{model}/train.jsonl",
         model_card="results/data/{model}/model",
-        largest=lambda w: largest_batch_record(w),
+        largest=largest_batch_record,
     output:
         record="results/records/profile/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.json",
         steps="results/records/profile/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.steps.jsonl",
