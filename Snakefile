@@ -40,6 +40,14 @@ rule all:
         final_targets(),
 
 
+onstart:
+    # Under SLURM, a job that asks for more than its partition has would stay pending for good:
+    # stop before submitting anything and say which rule asks for what (no check off SLURM).
+    from llmdissect.slurm_preflight import check_partitions_or_exit
+
+    check_partitions_or_exit(workflow)
+
+
 onerror:
     # A cell whose job failed on its last attempt gets an error record: the next run renders
     # the tables with it instead of a hole.

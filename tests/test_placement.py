@@ -60,10 +60,24 @@ def test_a_cell_over_several_nodes_meets_at_the_first_node():
         "srun", "--overlap", "--nodes=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"
     ]  # fmt: skip
     assert "--nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d" in text
-    assert "--rdzv_endpoint=gpu07:29500 --rdzv_id=llmdissect-4242" in text
+    assert "--rdzv_endpoint=gpu07:24242 --rdzv_id=llmdissect-4242" in text
     assert text.endswith("-m probe spec.json")
     with pytest.raises(ValueError, match="does not split evenly"):
         multi_node_command(6, 4, ["a", "b", "c", "d"], "1", [])
+
+
+def endpoint_port(job_id: str) -> int:
+    command = multi_node_command(16, 2, ["gpu07", "gpu08"], job_id, ["-m", "probe"])
+    endpoint = next(arg for arg in command if arg.startswith("--rdzv_endpoint="))
+    return int(endpoint.rpartition(":")[2])
+
+
+def test_two_jobs_meeting_on_one_first_node_use_different_ports():
+    first, second = endpoint_port("4242"), endpoint_port("4243")
+    assert first != second
+    assert endpoint_port("4242") == first  # the same job's nodes all find it
+    for port in (first, second, endpoint_port("123456789")):
+        assert 1024 <= port < 32768  # neither a well-known nor an ephemeral port
 
 
 @pytest.mark.workflow

@@ -15,11 +15,23 @@ from conftest import BIN, REPO, copy_workflow
 
 from llmdissect.records import read_record
 
+LIVE_VARIABLE = "LLMDISSECT_LIVE_SLURM"
 pytestmark = [
     pytest.mark.workflow,
+    pytest.mark.skipif(
+        os.environ.get(LIVE_VARIABLE) != "1",
+        reason=f"the live SLURM tests start a private cluster: set {LIVE_VARIABLE}=1 (as root)",
+    ),
     pytest.mark.skipif(os.geteuid() != 0, reason="starting SLURM's daemons needs root"),
 ]
 CLUSTER = REPO / "cluster/local-slurm.sh"
+# where SLURM, munge and MariaDB write by default: the private cluster leaves them as they were
+SYSTEM_PLACES = [
+    "/etc/slurm", "/etc/slurm-llnl", "/etc/munge", "/etc/mysql", "/var/lib/mysql",
+    "/var/lib/munge", "/var/lib/slurm", "/var/spool/slurm", "/var/spool/slurmd",
+    "/var/spool/slurmctld", "/var/log/slurm", "/var/log/munge", "/var/log/mysql", "/run/munge",
+    "/run/mysqld", "/run/slurm", "/run/slurmctld.pid", "/run/slurmd.pid", "/run/slurmdbd.pid",
+]  # fmt: skip
 LIMIT_S = 900  # each run of the DAG; nothing a run starts may outlive it
 # The profile asks for a GPU node's CPUs and memory; this node has 2 CPUs. Only sizes change.
 NODE_SIZES = {
@@ -46,15 +58,60 @@ def slurm_arguments() -> list[str]:
     ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    done = subprocess.run(
-        ["timeout", "-s", "KILL", "300", str(CLUSTER), "start"],
+def cluster_command(verb: str, limit_s: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["timeout", "-s", "KILL", str(limit_s), str(CLUSTER), verb],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    yield
-    subprocess.run(["scancel", "--user", "root"], check=False)
+
+
+def system_state() -> dict[str, tuple]:
+    """Every file and folder in SYSTEM_PLACES, with its size, mode and modification time."""
+    state = {}
+    for place in map(Path, SYSTEM_PLACES):
+        for path in [place, *place.rglob("*")] if place.is_dir() else [place]:
+            if path.exists() or path.is_symlink():
+                info = path.lstat()
+                state[str(path)] = (info.st_size, info.st_mode, info.st_mtime_ns)
+    return state
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A private cluster: its configs, keys, database and ports in its own folder; SLURM's
+    commands find it through SLURM_CONF. Yields the system's state before it started."""
+    installed = cluster_command("install", 900)  # packages: the only system change
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    before = system_state()
+    started = cluster_command("start")
+    assert started.returncode == 0, started.stderr[-3000:]
+    conf = cluster_command("env").stdout.strip().removeprefix("SLURM_CONF=")
+    previous = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf
+    try:
+        yield before
+    finally:
+        cancel_our_jobs()
+        cluster_command("stop")
+        if previous is None:
+            del os.environ["SLURM_CONF"]
+        else:
+            os.environ["SLURM_CONF"] = previous
+
+
+RUN_IDS: set[str] = set()  # Snakemake's SLURM run ids: the job name of every job it submits
+
+
+def cancel_our_jobs() -> None:
+    """Cancels the jobs these tests' runs submitted, and no other."""
+    for run_id in sorted(RUN_IDS):
+        subprocess.run(["scancel", "--name", run_id], check=False)
+
+
+def remember_run_ids(log_path: Path) -> None:
+    for line in log_path.read_text().splitlines():
+        if line.startswith("SLURM run ID: "):
+            RUN_IDS.add(line.removeprefix("SLURM run ID: ").strip())
 
 
 def start_run(workdir: Path) -> subprocess.Popen:
@@ -191,7 +248,8 @@ def slurm_run(cluster, tmp_path_factory):
         first.wait(timeout=180)
     finally:
         stop(first)
-    subprocess.run(["scancel", "--user", "root"], check=False)
+        remember_run_ids(workdir / "run0.log")
+    cancel_our_jobs()
     # a record written just before the stop, whose job Snakemake had not yet seen finish, is
     # incomplete in its eyes and rightly measured again: compare only finished jobs' records
     done = finished_outputs((workdir / "run0.log").read_text())
@@ -202,6 +260,7 @@ def slurm_run(cluster, tmp_path_factory):
         assert second.wait(timeout=LIMIT_S) == 0, (workdir / "run1.log").read_text()[-5000:]
     finally:
         stop(second)
+        remember_run_ids(workdir / "run1.log")
     return workdir, retried, doomed, before
 
 
@@ -300,3 +359,13 @@ def test_nothing_is_left_running(slurm_run):
             break
         time.sleep(1)
     assert not queued.strip()
+
+
+def test_the_cluster_changes_nothing_outside_its_folder(slurm_run, cluster):
+    # last in this module: it stops the cluster, then compares
+    cancel_our_jobs()
+    stopped = cluster_command("stop")
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    before, after = cluster, system_state()
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    assert not changed, changed

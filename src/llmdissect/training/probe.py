@@ -159,12 +159,17 @@ def use_thread_count() -> None:
         torch.set_num_threads(int(threads))
 
 
-RENDEZVOUS_PORT = 29500
+# A port per job (20000 + job id % 10000): above the well-known, below the ephemeral ports.
+RENDEZVOUS_PORTS = range(20000, 30000)
+
+
+def rendezvous_port(job_id: str) -> int:
+    return RENDEZVOUS_PORTS.start + int(job_id) % len(RENDEZVOUS_PORTS)
 
 
 def launch_command(spec: TrainSpec, arguments: list[str], env=os.environ) -> list[str]:
     """One process, torchrun on this node, or (in a SLURM job over several nodes) one torchrun
-    per node started by srun, meeting at the job's first node."""
+    per node started by srun, meeting at the job's first node on the job's own port."""
     probe = ["-m", "llmdissect.training.probe", *arguments]
     if not get_framework(spec.framework).distributed:
         return [sys.executable, *probe]
@@ -187,7 +192,7 @@ def multi_node_command(
         "srun", "--overlap", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
         sys.executable, "-m", "torch.distributed.run", f"--nnodes={nodes}",
         f"--nproc_per_node={world_size // nodes}", "--rdzv_backend=c10d",
-        f"--rdzv_endpoint={hosts[0]}:{RENDEZVOUS_PORT}", f"--rdzv_id=llmdissect-{job_id}",
+        f"--rdzv_endpoint={hosts[0]}:{rendezvous_port(job_id)}", f"--rdzv_id=llmdissect-{job_id}",
         *probe,
     ]  # fmt: skip
 
