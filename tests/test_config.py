@@ -94,7 +94,8 @@ def first_block(config):
         ),
         (
             lambda c: first_block(c)["frameworks"].update(nemo=["baseline"]),
-            "unknown config key pretrain.grid[0].frameworks.nemo",
+            "pretrain.grid[0].frameworks.nemo[0]: unknown framework 'nemo' (known: deepspeed, "
+            "megatron, torch)",
         ),
         (
             lambda c: first_block(c).update(world_sizes=[1, 2]),

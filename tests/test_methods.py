@@ -81,3 +81,13 @@ def test_fine_tuning_methods_train_adapters_and_pre_training_methods_do_not():
     assert stage_problem("pretrain", "zero2") is None
     assert "needs lora or qlora" in stage_problem("finetune", "zero2")
     assert "qlora belongs under finetune" in stage_problem("pretrain", "qlora")
+
+
+def test_every_registered_framework_names_its_class_and_known_features():
+    from llmdissect.frameworks import FRAMEWORKS
+    from llmdissect.methods import FEATURES
+    from llmdissect.training.frameworks import framework_class
+
+    for name, entry in FRAMEWORKS.items():
+        assert framework_class(name).name == name
+        assert entry.features <= set(FEATURES), name

@@ -65,14 +65,21 @@ def cluster_command(verb: str, limit_s: int = 300) -> subprocess.CompletedProces
     )  # fmt: skip
 
 
+# a database server the host runs keeps writing its own files: there, only names are compared
+# (a new database, slurm_acct_db say, is a new folder)
+NAMES_ONLY = ("/var/lib/mysql", "/var/log/mysql")
+
+
 def system_state() -> dict[str, tuple]:
     """Every file and folder in SYSTEM_PLACES, with its size, mode and modification time."""
     state = {}
     for place in map(Path, SYSTEM_PLACES):
         for path in [place, *place.rglob("*")] if place.is_dir() else [place]:
-            if path.exists() or path.is_symlink():
-                info = path.lstat()
-                state[str(path)] = (info.st_size, info.st_mode, info.st_mtime_ns)
+            if not (path.exists() or path.is_symlink()):
+                continue
+            info = path.lstat()
+            names_only = str(path).startswith(NAMES_ONLY)
+            state[str(path)] = () if names_only else (info.st_size, info.st_mode, info.st_mtime_ns)
     return state
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-SINGLE_PROCESS_FRAMEWORKS = {"torch"}
-
 
 @dataclass(frozen=True)
 class TrainingCell:

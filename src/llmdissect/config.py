@@ -9,7 +9,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .cells import SINGLE_PROCESS_FRAMEWORKS, section_model_keys
+from .cells import section_model_keys
+from .frameworks import FRAMEWORKS, single_process
 from .methods import method_problem, stage_problem
 from .models import shape_from_config
 
@@ -157,7 +158,11 @@ def training_stage_problems(stage: str, section: dict, config: dict) -> list[str
                 problem = method_problem(framework, method) or stage_problem(stage, method)
                 if problem:
                     problems.append(f"config key {where}[{m}]: {problem}")
-            if framework in SINGLE_PROCESS_FRAMEWORKS and block["world_sizes"] != [1]:
+            if (
+                framework in FRAMEWORKS
+                and single_process(framework)
+                and block["world_sizes"] != [1]
+            ):
                 problems.append(
                     f"config key {stage}.grid[{b}].world_sizes: framework {framework!r} runs one "
                     "process; list it in a block whose world_sizes is [1]"
@@ -234,7 +239,8 @@ def profile_problems(section: dict, config: dict) -> list[str]:
                 if problem:
                     key = f"profile.grid[{i}].frameworks.{framework}[{j}]"
                     problems.append(f"config key {key}: {problem}")
-            if framework in SINGLE_PROCESS_FRAMEWORKS and block.get("world_sizes", [1]) != [1]:
+            multi = block.get("world_sizes", [1]) != [1]
+            if framework in FRAMEWORKS and single_process(framework) and multi:
                 problems.append(
                     f"config key profile.grid[{i}].world_sizes: framework {framework!r} runs one "
                     "process; list it in a block whose world_sizes is [1]"

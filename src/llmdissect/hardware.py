@@ -41,3 +41,11 @@ def device_memory_gb() -> float | None:
         return None
     lines = out.stdout.split()
     return float(lines[0]) * 2**20 / 1e9 if out.returncode == 0 and lines else None
+
+
+def synchronize(device: str) -> None:
+    """Wait for the device's queued work (a timing boundary); nothing to wait for on a CPU."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize(device)

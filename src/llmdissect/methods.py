@@ -3,6 +3,8 @@ activation recomputation. "baseline" is no feature. Kept free of torch: the conf
 
 from __future__ import annotations
 
+from .frameworks import FRAMEWORKS
+
 FEATURES = {
     "zero2": "ZeRO stage 2: optimizer state and gradients partitioned across data-parallel ranks",
     "zero3": "ZeRO stage 3: parameters partitioned too",
@@ -17,12 +19,6 @@ FEATURES = {
 }
 ADAPTERS = {"lora", "qlora"}  # what makes a method a fine-tuning one
 
-FRAMEWORK_FEATURES = {
-    "torch": {"recompute", "flash", "quant4", "lora", "qlora"},
-    "deepspeed": {"zero2", "zero3", "offload", "recompute", "flash", "quant4", "lora", "qlora"},
-    "megatron": {"recompute"},
-}
-
 
 def parse_method(method: str) -> frozenset[str]:
     return frozenset() if method == "baseline" else frozenset(method.split("+"))
@@ -30,15 +26,15 @@ def parse_method(method: str) -> frozenset[str]:
 
 def method_problem(framework: str, method: str) -> str | None:
     """Why a framework cannot run a method (unknown or contradictory features), or None."""
-    if framework not in FRAMEWORK_FEATURES:
-        return f"unknown framework {framework!r} (known: {', '.join(sorted(FRAMEWORK_FEATURES))})"
+    if framework not in FRAMEWORKS:
+        return f"unknown framework {framework!r} (known: {', '.join(sorted(FRAMEWORKS))})"
     features = parse_method(method)
     unknown = sorted(features - set(FEATURES))
     if unknown or not features and method != "baseline":
         known = ", ".join(sorted(FEATURES))
         names = ", ".join(unknown) or repr(method)
         return f"method {method!r}: unknown feature {names} (known: {known})"
-    unsupported = sorted(features - FRAMEWORK_FEATURES[framework])
+    unsupported = sorted(features - FRAMEWORKS[framework].features)
     if unsupported:
         return f"method {method!r}: framework {framework!r} does not offer {', '.join(unsupported)}"
     if {"zero2", "zero3"} <= features:

@@ -10,7 +10,7 @@ import statistics
 import time
 from pathlib import Path
 
-from ..training.memory import synchronize
+from ..hardware import synchronize
 from .module_marks import module_ranges
 from .modules import module_times
 from .operators import operator_times

@@ -12,8 +12,8 @@ from ..cells import ServingCell
 from ..data import word
 from ..environment import collect_manifest
 from ..models import ModelShape, param_count
+from ..oom import OOM_MARKERS
 from ..records import make_record, now_iso, write_json_atomic
-from ..training.memory import OOM_MARKERS
 from .engines import EngineServer, engine_launch, engine_version
 from .loadgen import Arrivals, Endpoint, Timeouts, run_load
 from .metrics import failure_counts, serving_metrics

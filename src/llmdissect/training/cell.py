@@ -18,8 +18,10 @@ from .spec import TrainSpec
 
 @dataclass
 class SearchSettings:
+    """The largest-batch search; defaults are the schema's (pretrain.max_batch_search)."""
+
     start: int = 1
-    limit: int = 64
+    limit: int = 256
     fit_check_steps: int = 2  # the optimizer state exists only after the first step
 
 
@@ -45,31 +47,45 @@ def run_training_cell(
     workdir: Path,
     limits: ProbeLimits,
     log=print,
-    batch_size: int | None = None,
 ) -> dict:
-    """`batch_size` runs a "max" cell at a batch found before (a profiled cell reuses the
-    pre-training cell's search) instead of searching again. Whatever happens to the probes, the
-    cell ends as a record: a crash is an error record, not a failed job."""
+    """Whatever happens to the probes, the cell ends as a record: a crash is an error record,
+    not a failed job."""
     started_at, started = now_iso(), time.monotonic()
     settings = dict(settings, batch_mode=cell.batch)
+    probe = probe_runner(workdir, limits)
+    outcome = guarded(lambda: measure_cell(cell, spec, search, settings, probe, log))
+    return write_cell_record(
+        cell, outcome, settings, record_path, steps_path, workdir, started_at, started, log
+    )
+
+
+def probe_runner(workdir: Path, limits: ProbeLimits):
+    """run_probe with this cell's work folder, time limit and retries."""
 
     def probe(probe_spec: TrainSpec, name: str, keep_steps: bool) -> dict:
         return run_probe(probe_spec, workdir, name, keep_steps, limits.timeout_s, limits.retries)
 
+    return probe
+
+
+def guarded(measure) -> dict:
+    """The outcome of `measure()`; if the harness itself fails, an error outcome with why."""
     try:
-        if batch_size is not None:
-            full = spec.with_batch(batch_size, spec.warmup_steps, spec.measured_steps)
-            outcome = probe(full, "measure", True)
-        else:
-            outcome = measure_cell(cell, spec, search, settings, probe, log)
-    except Exception as error:  # the harness itself failed: still a result, with its reason
+        return measure()
+    except Exception as error:
         traceback.print_exc()
-        outcome = {"status": "error", "reason": f"the measurement failed: {first_line(error)}"}
+        return {"status": "error", "reason": f"the measurement failed: {first_line(error)}"}
+
+
+def write_cell_record(
+    cell, outcome: dict, settings: dict, record_path, steps_path, workdir, started_at, started, log
+) -> dict:
+    """The cell's record and steps from its outcome (the steps of the probe named "measure")."""
     if outcome["status"] == "ok":
-        shutil.copyfile(workdir / "measure.steps.jsonl", steps_path)
+        shutil.copyfile(Path(workdir) / "measure.steps.jsonl", steps_path)
     else:
         Path(steps_path).write_text("")  # the cell has no steps, but its output must exist
-    settings.update(outcome.get("details", {}))
+    settings = dict(settings, **outcome.get("details", {}))
     record = make_record(
         key=cell.key,
         cell=cell.as_dict(),
@@ -81,7 +97,7 @@ def run_training_cell(
         started_at=started_at,
         started_monotonic=started,
     )
-    write_json_atomic(record_path, record)
+    write_json_atomic(Path(record_path), record)
     log(f"{cell.key}: {record['status']} {record['reason'] or ''}".rstrip())
     return record
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..hardware import synchronize
 from .frameworks.base import Trainer
-from .memory import device_used_gb, reset_peaks, synchronize
+from .memory import device_used_gb, reset_peaks
 
 
 @dataclass

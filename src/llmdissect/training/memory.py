@@ -10,14 +10,9 @@ import resource
 
 import torch
 
+from ..oom import says_out_of_memory
+
 GB = 2**30
-# cuBLAS reports a full device as a failed handle or workspace allocation, not as a torch OOM.
-OOM_MARKERS = (
-    "out of memory",
-    "can't allocate memory",
-    "cannot allocate memory",
-    "cublas_status_alloc_failed",
-)
 
 
 def apply_memory_limit(device: str, limit_gb: float | None) -> None:
@@ -34,17 +29,12 @@ def apply_memory_limit(device: str, limit_gb: float | None) -> None:
 def is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
         return True
-    return isinstance(error, RuntimeError) and any(m in str(error).lower() for m in OOM_MARKERS)
+    return isinstance(error, RuntimeError) and says_out_of_memory(str(error))
 
 
 def reset_peaks(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
-
-
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
 
 
 def device_used_gb(device: str) -> float | None:

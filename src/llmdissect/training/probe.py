@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..data import read_training_samples
 from ..environment import collect_manifest
+from ..frameworks import FRAMEWORKS
 from ..hardware import peak_tflops
 from ..records import write_json_atomic
 from .frameworks import get_framework
@@ -171,7 +172,7 @@ def launch_command(spec: TrainSpec, arguments: list[str], env=os.environ) -> lis
     """One process, torchrun on this node, or (in a SLURM job over several nodes) one torchrun
     per node started by srun, meeting at the job's first node on the job's own port."""
     probe = ["-m", "llmdissect.training.probe", *arguments]
-    if not get_framework(spec.framework).distributed:
+    if not multi_process(spec):
         return [sys.executable, *probe]
     nodes = int(env.get("SLURM_JOB_NUM_NODES", "1"))
     if nodes == 1:
@@ -272,9 +273,14 @@ def run_probe_once(
     return merge_rank_outcomes(outcomes)
 
 
+def multi_process(spec: TrainSpec) -> bool:
+    """Started by torchrun, a process per device (read without importing the framework)."""
+    return FRAMEWORKS[spec.framework].multi_process
+
+
 def expected_outcomes(spec: TrainSpec) -> int:
     """Every rank writes an outcome; a single-process probe writes one."""
-    return spec.world_size if get_framework(spec.framework).distributed else 1
+    return spec.world_size if multi_process(spec) else 1
 
 
 def threads_per_process(spec: TrainSpec, env=os.environ) -> int | None:
@@ -282,7 +288,7 @@ def threads_per_process(spec: TrainSpec, env=os.environ) -> int | None:
     if spec.cpu_threads is None:
         return None
     processes = 1
-    if get_framework(spec.framework).distributed:
+    if multi_process(spec):
         processes = spec.world_size // int(env.get("SLURM_JOB_NUM_NODES", "1"))
     return max(1, spec.cpu_threads // max(1, processes))
 

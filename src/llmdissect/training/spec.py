@@ -18,8 +18,8 @@ class TrainSpec:
     samples_path: str
     device: str = "cpu"
     dtype: str = "float32"
-    warmup_steps: int = 2
-    measured_steps: int = 10
+    warmup_steps: int = 3  # the schema's defaults (workflow/schemas/config.schema.yaml)
+    measured_steps: int = 20
     learning_rate: float = 1e-4
     seed: int = 0
     memory_limit_gb: float | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from ...frameworks import FRAMEWORKS
 from ...methods import method_problem
 from ...profiling.phases import PHASE_PREFIX
 from ..spec import TrainSpec
@@ -40,8 +41,12 @@ class Trainer(ABC):
 
 
 class Framework(ABC):
-    name: str
-    distributed: bool  # launched by torchrun, one process per device, with a process group
+    name: str  # its key in llmdissect.frameworks.FRAMEWORKS
+
+    @property
+    def distributed(self) -> bool:
+        """Launched by torchrun, one process per device, with a process group."""
+        return FRAMEWORKS[self.name].multi_process
 
     def infeasible_reason(self, spec: TrainSpec) -> str | None:
         """Why this cell cannot run at all (not an OOM), or None."""

@@ -12,7 +12,6 @@ from .base import Framework, Trainer, phase
 
 class DeepSpeed(Framework):
     name = "deepspeed"
-    distributed = True
 
     def build(self, spec: TrainSpec, device: str) -> Trainer:
         return DeepSpeedTrainer(spec, device)

@@ -13,7 +13,6 @@ from .base import Framework, Trainer, phase
 
 class Megatron(Framework):
     name = "megatron"
-    distributed = True
 
     def infeasible_reason(self, spec: TrainSpec) -> str | None:
         tensor_parallel = spec.options.get("tensor_parallel", 1)

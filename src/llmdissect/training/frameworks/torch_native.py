@@ -11,7 +11,6 @@ from .base import Framework, Trainer, phase
 
 class TorchNative(Framework):
     name = "torch"
-    distributed = False
 
     def build(self, spec: TrainSpec, device: str) -> Trainer:
         return TorchNativeTrainer(spec, device)

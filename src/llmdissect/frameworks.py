@@ -1,0 +1,52 @@
+"""The training frameworks a cell may name: one entry each, read by the config check, the cell
+grid and the probe runner. Free of torch (the config check imports it before any job runs).
+
+Adding a framework: its Framework class under training/frameworks/ and one entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FrameworkEntry:
+    name: str
+    features: frozenset[str]  # method features it runs (methods.FEATURES)
+    multi_process: bool  # launched by torchrun, a process per device; else one process
+    runner: str  # "module:Class" of its Framework, imported only where a probe runs
+    summary: str
+
+
+FRAMEWORKS: dict[str, FrameworkEntry] = {
+    entry.name: entry
+    for entry in [
+        FrameworkEntry(
+            "torch",
+            frozenset({"recompute", "flash", "quant4", "lora", "qlora"}),
+            multi_process=False,
+            runner="llmdissect.training.frameworks.torch_native:TorchNative",
+            summary="the transformers LlamaForCausalLM and torch.optim.AdamW, one process",
+        ),
+        FrameworkEntry(
+            "deepspeed",
+            frozenset(
+                {"zero2", "zero3", "offload", "recompute", "flash", "quant4", "lora", "qlora"}
+            ),
+            multi_process=True,
+            runner="llmdissect.training.frameworks.deepspeed_engine:DeepSpeed",
+            summary="the same model in a DeepSpeed engine, a process per device",
+        ),
+        FrameworkEntry(
+            "megatron",
+            frozenset({"recompute"}),
+            multi_process=True,
+            runner="llmdissect.training.frameworks.megatron_gpt:Megatron",
+            summary="Megatron-core GPTModel with the Llama-2 layout, tensor parallel",
+        ),
+    ]
+}
+
+
+def single_process(framework: str) -> bool:
+    return not FRAMEWORKS[framework].multi_process
