@@ -28,10 +28,6 @@ localrules:
     tidy_results,
     render_tables,
     summary,
-    figure_training_throughput,
-    figure_method_tradeoff,
-    figure_serving,
-    figure_idle_share,
 
 
 rule all:

@@ -4,10 +4,14 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from test_tables import RECORDS
 
+from llmdissect.report import registry
 from llmdissect.training.probe import died
+
+REPORT = Path(__file__).parent.parent / "workflow" / "report"
 
 
 def test_render_cli_writes_every_table_and_figure_from_a_records_folder(tmp_path):
@@ -25,6 +29,21 @@ def test_render_cli_writes_every_table_and_figure_from_a_records_folder(tmp_path
     for name in ["table1_hardware", "table3_methods_b1", "table4_methods_max", "fig4_scaling"]:
         assert {p.suffix for p in out.glob(f"tables/{name}.*")} == {".md", ".csv", ".tex"}
     assert (out / "figures" / "pretrain_throughput.png").stat().st_size > 0
+
+
+def test_every_registered_table_and_figure_has_a_unique_name_a_caption_and_known_inputs():
+    specs = [*registry.TABLES, *registry.FIGURES]
+    assert len({spec.name for spec in specs}) == len(specs)
+    assert all((REPORT / spec.caption).is_file() for spec in specs)
+    assert all(set(spec.inputs) <= set(registry.TIDY_FRAMES) for spec in specs)
+    stages = {"pretrain", "finetune", "serve", "profile"}
+    assert all(figure.stages and set(figure.stages) <= stages for figure in registry.FIGURES)
+
+
+def test_figures_of_a_stage_the_config_does_not_run_are_not_planned():
+    planned = [figure.name for figure in registry.planned_figures({"pretrain": {}, "serve": {}})]
+    assert "pretrain_throughput" in planned and "fig6_serving_throughput" in planned
+    assert "finetune_throughput" not in planned and "fig5_idle_share" not in planned
 
 
 def test_render_cli_names_a_folder_without_records(tmp_path):

@@ -14,6 +14,7 @@ import pytest
 
 from llmdissect.cells import ServingCell
 from llmdissect.models import ModelShape
+from llmdissect.report.serving import serving_table
 from llmdissect.serving.cell import load_outcome, run_serving_cell
 from llmdissect.serving.engines import EngineServer, Launch, free_port
 from llmdissect.serving.loadgen import (
@@ -26,7 +27,6 @@ from llmdissect.serving.loadgen import (
 )
 from llmdissect.serving.metrics import serving_metrics
 from llmdissect.serving.trace import RequestTrace, read_traces
-from llmdissect.tables import serving_table
 
 SERVER = [sys.executable, "-m", "llmdissect.serving.synthetic_server"]
 PROMPT = [1, 2, 3]

@@ -1,16 +1,11 @@
 import time
 
-from llmdissect.aggregate import cells_frame, tidy_frame
 from llmdissect.environment import collect_manifest
 from llmdissect.records import make_record, now_iso
-from llmdissect.tables import (
-    hardware_table,
-    scaling_table,
-    size_ratio_table,
-    to_latex,
-    training_table,
-    write_table,
-)
+from llmdissect.report.format import to_latex, write_table
+from llmdissect.report.platforms import hardware_table
+from llmdissect.report.tidy import cells_frame, tidy_frame
+from llmdissect.report.training import scaling_table, size_ratio_table, training_table
 
 MANIFEST = collect_manifest()
 

@@ -9,28 +9,13 @@ from conftest import BIN
 from conftest import run_snakemake as snakemake
 
 from llmdissect.records import read_record
+from llmdissect.report import registry
 from llmdissect.serving.trace import read_traces
-from llmdissect.serving_figures import SERVING_FIGURES
 
 pytestmark = pytest.mark.workflow
 
 
-TABLES = [
-    "table1_hardware",
-    "table2_frameworks",
-    "table3_methods_b1",
-    "table4_methods_max",
-    "fig4_scaling",
-    "table9_finetune",
-    "table9_size_ratio",
-    "serving",
-    "table5_phases",
-    "table6_modules",
-    "table7_recompute",
-    "table8_flash",
-    "operators",
-    "top_operators",
-]
+TABLES = [table.name for table in registry.TABLES]
 EXPECTED = [
     "results/data/micro/model/config.json",
     "results/data/micro/model/tokenizer.json",
@@ -41,17 +26,7 @@ EXPECTED = [
     "results/tidy/cells.parquet",
     "results/summary.md",
     *[f"results/tables/{t}.{e}" for t in TABLES for e in ["md", "csv", "tex"]],
-    *[
-        f"results/figures/{f}.{e}"
-        for f in [
-            "pretrain_throughput",
-            "pretrain_method_tradeoff",
-            "finetune_throughput",
-            *SERVING_FIGURES,
-            "fig5_idle_share",
-        ]
-        for e in ["png", "pdf"]
-    ],
+    *[f"results/figures/{figure.name}.{e}" for figure in registry.FIGURES for e in ["png", "pdf"]],
     "results/tidy/serving_requests.parquet",
 ]
 

@@ -1,7 +1,10 @@
-from llmdissect.render import TABLE_NAMES
+from llmdissect.report import registry
 
+# Every table of the registry, whatever stages run: an empty one says nothing was measured.
 TABLES = expand(
-    "results/tables/{table}.{ext}", table=TABLE_NAMES, ext=["md", "csv", "tex"]
+    "results/tables/{table}.{ext}",
+    table=[table.name for table in registry.TABLES],
+    ext=["md", "csv", "tex"],
 )
 
 
@@ -26,17 +29,19 @@ rule tidy_results:
 
 rule render_tables:
     input:
-        cells="results/tidy/cells.parquet",
-        platforms="results/tidy/platforms.csv",
-        top_operators="results/tidy/top_operators.parquet",
+        # the tidy frames the tables take, named as tidy_results writes them
+        **{
+            name: getattr(rules.tidy_results.output, name)
+            for name in registry.table_inputs()
+        },
     output:
         **{
-            name: report(
-                f"results/tables/{name}.csv",
-                caption=f"../report/{name}.rst",
+            table.name: report(
+                f"results/tables/{table.name}.csv",
+                caption=f"../report/{table.caption}",
                 category="Tables",
             )
-            for name in TABLE_NAMES
+            for table in registry.TABLES
         },
         other_formats=[t for t in TABLES if not t.endswith(".csv")],
     log:

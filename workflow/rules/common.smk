@@ -141,7 +141,7 @@ def measured_records():
 
 def imported_records():
     """Records measured elsewhere (reference/<platform>/, another cluster's results)."""
-    from llmdissect.aggregate import find_records
+    from llmdissect.report.tidy import find_records
 
     return [str(p) for p in find_records(config["aggregate"]["import_dirs"])]
 

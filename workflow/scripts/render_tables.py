@@ -1,14 +1,9 @@
 from pathlib import Path
 
-import pandas as pd
-
-from llmdissect.render import render_tables
+from llmdissect.report.render import render_tables
+from llmdissect.report.tidy import read_tidy
 from llmdissect.rule_io import logged
 
 with logged(snakemake.log[0]):
-    render_tables(
-        pd.read_parquet(snakemake.input.cells),
-        pd.read_csv(snakemake.input.platforms),
-        pd.read_parquet(snakemake.input.top_operators),
-        Path(snakemake.output.table1_hardware).parent,
-    )
+    frames = {name: read_tidy(path) for name, path in snakemake.input.items()}
+    render_tables(frames, Path(snakemake.output[0]).parent)

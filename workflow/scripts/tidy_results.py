@@ -1,4 +1,5 @@
-from llmdissect.aggregate import (
+from llmdissect.report.platforms import hardware_table
+from llmdissect.report.tidy import (
     cells_frame,
     load_records,
     serving_requests_frame,
@@ -6,7 +7,6 @@ from llmdissect.aggregate import (
     top_operators_frame,
 )
 from llmdissect.rule_io import logged
-from llmdissect.tables import hardware_table
 
 with logged(snakemake.log[0]):
     paths = [*snakemake.input.measured, *snakemake.input.imported]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .records import read_record
+from ..records import read_record
 
 CELL_FIELDS = ["stage", "platform", "model", "framework", "method", "world_size", "batch"]
 CELL_COLUMNS = ["key", *CELL_FIELDS, "status", "reason"]
@@ -107,8 +107,8 @@ def gpu_label(environment: dict) -> str:
 
 def serving_requests_frame(record_paths: list[Path]) -> pd.DataFrame:
     """One row per completed request of every serving record whose traces lie beside it."""
-    from .serving.metrics import request_rows
-    from .serving.trace import read_traces, trace_path_of
+    from ..serving.metrics import request_rows
+    from ..serving.trace import read_traces, trace_path_of
 
     chosen = {}
     for path in record_paths:  # a later folder's record of the same cell wins, as in the tables
@@ -128,3 +128,9 @@ def serving_requests_frame(record_paths: list[Path]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns]
+
+
+def read_tidy(path: Path) -> pd.DataFrame:
+    """A tidy frame as tidying wrote it: Parquet, or CSV (platforms.csv)."""
+    path = Path(path)
+    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)

@@ -1,4 +1,5 @@
-"""Figs. 6-10: serving throughput per engine, latency distributions and percentiles."""
+"""Serving: Figs. 6-10 in numbers (the serving table), throughput per engine, latency
+distributions and percentiles."""
 
 from __future__ import annotations
 
@@ -8,7 +9,53 @@ import numpy as np
 import pandas as pd
 from matplotlib import ticker
 
-from .figures import plt, save
+from .format import shown
+from .plot import empty_figure, plt, save
+
+SERVING_COLUMNS = {
+    "output tokens/s": "output_tokens_per_s",
+    "total tokens/s": "total_tokens_per_s",
+    "requests/s": "requests_per_s",
+    "TTFT median (ms)": "ttft_median_ms",
+    "TTFT p99 (ms)": "ttft_p99_ms",
+    "TPOT median (ms)": "tpot_median_ms",
+    "TPOT p99 (ms)": "tpot_p99_ms",
+    "ITL p99 (ms)": "itl_p99_ms",
+    "E2E median (ms)": "e2e_median_ms",
+    "E2E p99 (ms)": "e2e_p99_ms",
+}
+
+
+def serving_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Figs. 6-10 in numbers: one row per platform x model x engine x workload."""
+    rows = []
+    for _, row in cells[cells["stage"] == "serve"].iterrows():
+        # counts wherever the load ran: an error record says how many of its requests failed
+        ran = pd.notna(row.get("requests"))
+        out = {
+            "platform": row["platform"],
+            "model": row["model"],
+            "engine": row["framework"],
+            "workload": row["method"],
+            "GPUs": row["world_size"],
+            "requests": f"{row.get('completed', 0):.0f} of {row.get('requests', 0):.0f}"
+            if ran
+            else shown(row, None),  # completed of sent
+        }
+        # truncated: a kind of failed ("-" in records older than the count)
+        counts = {
+            "failed": "failed",
+            "truncated": "truncated",
+            "wrong length": "token_count_mismatches",
+        }
+        for label, metric in counts.items():
+            value = row.get(metric)
+            out[label] = f"{value:.0f}" if ran and pd.notna(value) else "-"
+        for label, metric in SERVING_COLUMNS.items():
+            out[label] = shown(row, row.get(metric))
+        rows.append(out)
+    return pd.DataFrame(rows)
+
 
 LATENCY_LABELS = {
     "ttft": "time to first token (ms)",
@@ -16,7 +63,6 @@ LATENCY_LABELS = {
     "e2e": "end-to-end latency (ms)",
     "itl": "inter-token latency (ms)",
 }
-FIGURE_METRICS = {"fig7_ttft": "ttft", "fig8_tpot": "tpot", "fig9_e2e": "e2e"}
 
 
 def serving_label(row) -> str:
@@ -30,13 +76,6 @@ def serving_cells(cells: pd.DataFrame) -> pd.DataFrame:
     cells = cells[cells["stage"] == "serve"].copy()
     cells["config"] = [serving_label(row) for _, row in cells.iterrows()]
     return cells
-
-
-def empty_figure(message: str, png: Path, pdf: Path) -> None:
-    figure, axis = plt.subplots(figsize=(6, 1.5))
-    axis.axis("off")
-    axis.text(0.5, 0.5, message, ha="center", va="center")
-    save(figure, png, pdf)
 
 
 def throughput_figure(cells: pd.DataFrame, png: Path, pdf: Path) -> None:
@@ -123,21 +162,8 @@ def percentile_figure(cells: pd.DataFrame, png: Path, pdf: Path) -> None:
     save(figure, png, pdf)
 
 
-def draw_serving_figure(
-    name: str, cells: pd.DataFrame, requests: pd.DataFrame, png: Path, pdf: Path
-) -> None:
-    """One of SERVING_FIGURES by name: the cells table and the per-request latencies."""
-    if name == "fig6_serving_throughput":
-        return throughput_figure(cells, png, pdf)
-    if name == "fig10_latency_percentiles":
-        return percentile_figure(cells, png, pdf)
+def request_latency_figure(requests: pd.DataFrame, metric: str, png: Path, pdf: Path) -> None:
+    """Figs. 7-9 from the per-request frame: each request labelled with its serving cell."""
     requests = requests.copy()
     requests["config"] = [serving_label(row) for _, row in requests.iterrows()]
-    return latency_cdf_figure(requests, FIGURE_METRICS[name], png, pdf)
-
-
-SERVING_FIGURES = [
-    "fig6_serving_throughput",
-    *FIGURE_METRICS,
-    "fig10_latency_percentiles",
-]
+    return latency_cdf_figure(requests, metric, png, pdf)

@@ -1,15 +1,18 @@
-"""Tables V-VIII and the operator level, from profiled cells (one row per cell) and their top
-operators (one row per cell and operator)."""
+"""Profiling: Tables V-VIII and the operator level from profiled cells (one row per cell) and
+their top operators (one row per cell and operator), and Fig. 5."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
-from .methods import parse_method
-from .profiling.module_marks import ROLES
-from .profiling.modules import KINDS
-from .profiling.operators import CATEGORIES
-from .tables import shown, shown_batch
+from ..methods import parse_method
+from ..profiling.module_marks import ROLES
+from ..profiling.modules import KINDS
+from ..profiling.operators import CATEGORIES
+from .format import shown, shown_batch
+from .plot import empty_figure, plt, save
 
 PHASE_LABELS = {"step": "whole step", "forward": "forward", "backward": "backward",
                 "optimizer": "optimizer"}  # fmt: skip
@@ -200,3 +203,33 @@ def top_operator_table(top: pd.DataFrame, count: int = 5) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def idle_share_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path) -> None:
+    """Fig. 5: the idle share of each phase per profiled cell, one bar per phase."""
+    cells = cells[(cells["stage"] == stage) & (cells["status"] == "ok")].copy()
+    phases = ["step", "forward", "backward", "optimizer"]
+    if cells.empty or not any(f"{p}_idle_share" in cells for p in phases):
+        return empty_figure("no profiled cells", png, pdf)
+    labels = [
+        f"{r['platform']} / {r['model']} / {r['framework']} {r['method']} / b={r['batch_size']:.0f}"
+        + (f" x {r['world_size']:.0f} processes" if r["world_size"] > 1 else "")
+        for _, r in cells.iterrows()
+    ]
+    figure, axis = plt.subplots(figsize=(9, max(2.5, 0.5 * len(cells) + 1.2)))
+    width = 0.8 / len(phases)
+    for offset, name in enumerate(phases):
+        values = cells.get(f"{name}_idle_share")
+        if values is None:
+            continue
+        y = [i + (offset - 1.5) * width for i in range(len(cells))]
+        axis.barh(y, 100 * values.to_numpy(dtype=float), width, color=f"C{offset}", label=name)
+    axis.set_yticks(range(len(cells)), labels, fontsize=7)
+    axis.invert_yaxis()
+    axis.set_xlabel("idle share of the phase (%): 1 - busy / wall")
+    axis.grid(axis="x", alpha=0.3)
+    axis.legend(fontsize=8)
+    activity = "GPU kernels" if cells["gpu"].ne("cpu").any() else "CPU operators"
+    axis.set_title(f"Fig. 5: idle time per phase (busy = {activity} running)")
+    figure.tight_layout()
+    save(figure, png, pdf)

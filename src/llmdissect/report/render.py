@@ -1,0 +1,86 @@
+"""Tables and figures from tidy frames: the render_tables and figure rules call it on this run's
+records, and `python -m llmdissect.render` on any folder of records (reference/h100, a cluster's
+results/records) without running anything."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .format import write_table
+from .platforms import hardware_table
+from .registry import FIGURES, TABLES, Figure, Table
+from .tidy import (
+    cells_frame,
+    find_records,
+    load_records,
+    serving_requests_frame,
+    top_operators_frame,
+)
+
+
+def build_table(table: Table, frames: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, str]:
+    """The table and the note under it."""
+    built = table.build(*(frames[name] for name in table.inputs))
+    # training tables return their own note: it names the memory measured and whether MFU shows
+    return built if isinstance(built, tuple) else (built, table.note)
+
+
+def render_tables(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
+    """Every table as <out>/<name>.md, .csv and .tex; returns the stems written."""
+    out = Path(out)
+    for table in TABLES:
+        frame, note = build_table(table, frames)
+        write_table(frame, out / table.name, table.title, note, table.empty)
+    return [out / table.name for table in TABLES]
+
+
+def draw_figure(figure: Figure, frames: dict[str, pd.DataFrame], png: Path, pdf: Path) -> None:
+    figure.draw(*(frames[name] for name in figure.inputs), png=png, pdf=pdf)
+
+
+def render_folder(record_dirs: list[Path], out: Path) -> int:
+    paths = find_records(record_dirs)
+    if not paths:
+        raise SystemExit(f"no result records under {', '.join(map(str, record_dirs))}")
+    records = load_records(paths)
+    cells = cells_frame(records)
+    serving = (cells["stage"] == "serve").any()
+    frames = {
+        "cells": cells,
+        "platforms": hardware_table(records),
+        "top_operators": top_operators_frame(records),
+        # request traces are read only where serving cells were recorded
+        "requests": serving_requests_frame(paths) if serving else None,
+    }
+    render_tables(frames, out / "tables")
+    for figure in FIGURES:
+        # serving figures only with serving cells; the others even empty, saying what is missing
+        if "serve" in figure.stages and not serving:
+            continue
+        png, pdf = (out / "figures" / f"{figure.name}.{ext}" for ext in ("png", "pdf"))
+        draw_figure(figure, frames, png, pdf)
+    return len(records)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m llmdissect.render",
+        description="Render the study's tables and figures from folders of result records.",
+    )
+    parser.add_argument("records", nargs="+", type=Path, help="folders holding record JSON")
+    parser.add_argument("--out", type=Path, required=True, help="writes tables/ and figures/ here")
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.records if not p.is_dir()]
+    if missing:
+        parser.error(f"not a folder: {', '.join(missing)}")
+    count = render_folder(args.records, args.out)
+    print(f"{count} records -> {args.out}/tables, {args.out}/figures")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
