@@ -7,7 +7,8 @@
 #   cluster/local-slurm.sh start    # idempotent: a running cluster is left as it is
 #   cluster/local-slurm.sh stop     # stops every daemon by the pid in its pid file
 #   cluster/local-slurm.sh status
-#   cluster/local-slurm.sh env      # prints SLURM_CONF=...: SLURM's commands then use this cluster
+#   cluster/local-slurm.sh env      # SLURM_CONF=... and PATH=<its client commands>:...: with
+#                                   # both set, SLURM's commands (in jobs too) use this cluster
 #
 # Everything else lives in LLMDISSECT_SLURM_DIR (default /var/tmp/llmdissect-slurm): its own
 # slurm.conf, slurmdbd.conf and gres.conf (found through SLURM_CONF), munge key and socket,
@@ -170,6 +171,20 @@ EOF
     echo "AutoDetect=off"
     echo "NodeName=$HOST Name=gpu File=$ROOT/dev/gpu[0-$((GPUS - 1))]"
   } >"$ETC/gres.conf"
+  write_client_wrappers
+}
+
+# SLURM's client commands bound to this cluster: Snakemake's job step plugin drops every SLURM_*
+# variable (SLURM_CONF too) before its srun, so inside jobs only PATH can point at this cluster.
+write_client_wrappers() {
+  mkdir -p "$ROOT/bin"
+  local command real
+  for command in srun sbatch salloc squeue scancel sacct sacctmgr sinfo scontrol sstat; do
+    real=$(command -v "$command") || continue
+    [[ "$real" == "$ROOT/bin/"* ]] && continue
+    printf '#!/bin/sh\nSLURM_CONF=%s exec %s "$@"\n' "$SLURM_CONF" "$real" >"$ROOT/bin/$command"
+    chmod 755 "$ROOT/bin/$command"
+  done
 }
 
 start_slurm() {
@@ -244,6 +259,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  env) echo "SLURM_CONF=$SLURM_CONF" ;;
+  env) echo "SLURM_CONF=$SLURM_CONF"; echo "PATH=$ROOT/bin:$PATH" ;;
   *) die "usage: $0 install|start|stop|status|env" ;;
 esac

@@ -41,6 +41,22 @@ def test_only_last_attempts_are_final_and_each_keeps_its_message():
     assert "results/logs/c.log" in failures["results/records/c.json"][0]
 
 
+def test_jobs_stopped_by_sigterm_are_not_failures():
+    # what Snakemake 9 prints when `timeout` or a batch system sends it SIGTERM
+    log = (
+        LOG
+        + """Will exit after finishing currently running jobs (scheduler).
+Error in rule training_cell:
+    jobid: 12
+    output: results/records/d.json
+    log: results/logs/d.log (check log file(s) for error details)
+"""
+    )
+    failures = final_failures(log)
+    assert "results/records/d.json" not in failures
+    assert "results/records/c.json" in failures
+
+
 def test_jobs_stopped_by_the_user_are_not_failures():
     log = (
         LOG

@@ -92,18 +92,19 @@ def cluster():
     before = system_state()
     started = cluster_command("start")
     assert started.returncode == 0, started.stderr[-3000:]
-    conf = cluster_command("env").stdout.strip().removeprefix("SLURM_CONF=")
-    previous = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = conf
+    settings = dict(line.split("=", 1) for line in cluster_command("env").stdout.splitlines())
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)  # SLURM_CONF, and PATH with the cluster's own client commands
     try:
         yield before
     finally:
         cancel_our_jobs()
         cluster_command("stop")
-        if previous is None:
-            del os.environ["SLURM_CONF"]
-        else:
-            os.environ["SLURM_CONF"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 RUN_IDS: set[str] = set()  # Snakemake's SLURM run ids: the job name of every job it submits

@@ -20,16 +20,23 @@ from .records import make_record, now_iso, write_json_atomic
 
 ERROR_LINE = re.compile(r"^Error in rule (\S+):$")
 RESTART_LINE = re.compile(r"^Trying to restart job (\d+)\.$")
-# printed once Snakemake is interrupted (Ctrl-C, a time limit's SIGINT): jobs that fail after it
-# were stopped on purpose
-USER_STOP = "Terminating processes on user request"
+# printed once Snakemake is interrupted (Ctrl-C, a time limit's SIGINT) or told to stop (SIGTERM:
+# `timeout`, kill, a batch system ending the job that runs Snakemake): jobs that fail after it
+# were stopped on purpose, and must run again next time rather than be recorded as errors
+USER_STOPS = (
+    "Terminating processes on user request",
+    "Will exit after finishing currently running jobs",
+)
 
 
 def final_failures(log_text: str) -> dict[str, tuple[str, list[str]]]:
     """Output path -> (the failure's message, all outputs of that job), for every job whose
     last attempt failed."""
     lines = log_text.splitlines()
-    stopped = next((i for i, line in enumerate(lines) if USER_STOP in line), len(lines))
+    stopped = next(
+        (i for i, line in enumerate(lines) if any(stop in line for stop in USER_STOPS)),
+        len(lines),
+    )
     failures = []  # (line index, job id, outputs, message)
     for index, line in enumerate(lines):
         match = ERROR_LINE.match(line.strip())
