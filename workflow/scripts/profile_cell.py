@@ -2,13 +2,12 @@ from pathlib import Path
 
 from llmdissect.cells import TrainingCell
 from llmdissect.data import file_sha256
-from llmdissect.models import ModelShape
 from llmdissect.placement import claimed_devices
 from llmdissect.profiling.cell import run_profile_cell
 from llmdissect.rule_io import echo, exit_on_sigterm, logged
 from llmdissect.rule_params import run_policy
 from llmdissect.training.cell import ProbeLimits
-from llmdissect.training.spec import record_settings, stage_spec, training_options
+from llmdissect.training.spec import measurement_spec, record_settings, training_options
 
 exit_on_sigterm()
 with logged(snakemake.log[0]), claimed_devices(snakemake.resources.gpu, log=echo):
@@ -18,17 +17,14 @@ with logged(snakemake.log[0]), claimed_devices(snakemake.resources.gpu, log=echo
     )
     options = training_options(measurement, "pretrain", w.framework)
     options["profile"] = {"active_steps": measurement["active_steps"], "trace_path": out.trace}
-    spec = stage_spec(
-        ModelShape(**measurement["model_shape"]),
+    spec = measurement_spec(
+        measurement,
         w.framework,
         w.method,
         snakemake.input.samples,
-        measurement,
-        measurement["platform"],
-        measurement["seed"],
         cell.world_size,
         options,
-        cpu_threads=snakemake.threads,
+        snakemake.threads,
     )
     policy = run_policy(snakemake.config, "profile")
     run_profile_cell(

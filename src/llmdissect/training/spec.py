@@ -87,6 +87,30 @@ def stage_spec(
     )
 
 
+def measurement_spec(
+    measurement: dict,
+    framework: str,
+    method: str,
+    samples_path: str,
+    world_size: int,
+    options: dict,
+    cpu_threads: int | None,
+) -> TrainSpec:
+    """The spec of a cell from its rule's params (rule_params: training or profile measurement)."""
+    return stage_spec(
+        ModelShape(**measurement["model_shape"]),
+        framework,
+        method,
+        samples_path,
+        measurement,
+        measurement["platform"],
+        measurement["seed"],
+        world_size,
+        options,
+        cpu_threads=cpu_threads,
+    )
+
+
 def record_settings(spec: TrainSpec, samples_sha256: str) -> dict:
     """What a training record says it ran with."""
     return {
