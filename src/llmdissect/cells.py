@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class TrainingCell:
-    stage: str  # pretrain | finetune
+    stage: str  # pretrain | finetune | profile | ladder
     platform: str
     model: str
     framework: str
@@ -55,6 +55,24 @@ def training_cells(stage: str, platform: str, section: dict) -> list[TrainingCel
                             )
                             cells.setdefault(cell.key, cell)
     return list(cells.values())
+
+
+def ladder_cells(platform: str, section: dict) -> list[TrainingCell]:
+    """A ladder's rungs per model, in rung order, one process each, all at the ladder's batch."""
+    framework, batch = section["framework"], str(section["batch"])
+    return [
+        TrainingCell("ladder", platform, model, framework, rung, 1, batch)
+        for model in section["models"]
+        for rung in section["rungs"]
+    ]
+
+
+def ladder_reference_key(cell: TrainingCell, section: dict) -> str:
+    """The pre-training cell whose largest batch a "max" ladder runs at: its first rung's."""
+    first = TrainingCell(
+        "pretrain", cell.platform, cell.model, cell.framework, section["rungs"][0], 1, "max"
+    )
+    return first.key
 
 
 @dataclass(frozen=True)

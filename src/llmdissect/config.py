@@ -113,13 +113,15 @@ def semantic_problems(config: dict) -> list[str]:
         problems += serve_problems(config["serve"], config)
     if "profile" in config:
         problems += profile_problems(config["profile"], config)
+    if "ladder" in config:
+        problems += ladder_problems(config["ladder"], config)
     for i, folder in enumerate(config["aggregate"]["import_dirs"]):
         if not Path(folder).is_dir():
             problems.append(f"config key aggregate.import_dirs[{i}]: no folder {folder!r}")
     return problems
 
 
-OPTIONAL_STAGES = ("finetune", "serve", "profile")
+OPTIONAL_STAGES = ("finetune", "serve", "profile", "ladder")
 
 
 def drop_disabled_stages(config: dict) -> None:
@@ -245,4 +247,25 @@ def profile_problems(section: dict, config: dict) -> list[str]:
                     f"config key profile.grid[{i}].world_sizes: framework {framework!r} runs one "
                     "process; list it in a block whose world_sizes is [1]"
                 )
+    return problems
+
+
+def ladder_problems(section: dict, config: dict) -> list[str]:
+    problems = []
+    for i, model in enumerate(section["models"]):
+        try:
+            shape_from_config(model, config["model_shapes"])
+        except KeyError as error:
+            problems.append(f"config key ladder.models[{i}]: {error.args[0]}")
+    framework = section["framework"]
+    if framework not in FRAMEWORKS:
+        known = ", ".join(sorted(FRAMEWORKS))
+        return [
+            *problems,
+            f"config key ladder.framework: unknown framework {framework!r} ({known})",
+        ]
+    for j, method in enumerate(section["rungs"]):
+        problem = method_problem(framework, method) or stage_problem("pretrain", method)
+        if problem:
+            problems.append(f"config key ladder.rungs[{j}]: {problem}")
     return problems

@@ -12,8 +12,11 @@ FEATURES = {
     "recompute": "activation recomputation: each decoder layer recomputed in the backward pass",
     "quant4": "decoder projections stored 4-bit NF4 with double quantization, frozen; "
     "embedding, norms and LM head trained",
-    "flash": "FlashAttention: the flash-attn package if importable, else torch SDPA held to its "
-    "flash kernel",
+    "flash": "FlashAttention: the flash-attn package where it runs (flash-attn 4 on Hopper and "
+    "newer GPUs, else flash-attn 2), else torch SDPA held to its flash kernel",
+    "sdpa": "torch scaled_dot_product_attention with torch's own kernel choice (beyond the study)",
+    "fused": "AdamW as one fused kernel per step, not a loop of small ones (beyond the study)",
+    "compile": "torch.compile of the model, compiled in the warm-up steps (beyond the study)",
     "lora": "PEFT LoRA adapters trained on frozen base weights in the run's dtype",
     "qlora": "QLoRA: PEFT LoRA adapters trained on frozen NF4 (double-quantized) base weights",
 }
@@ -36,7 +39,12 @@ def method_problem(framework: str, method: str) -> str | None:
         return f"method {method!r}: unknown feature {names} (known: {known})"
     unsupported = sorted(features - FRAMEWORKS[framework].features)
     if unsupported:
-        return f"method {method!r}: framework {framework!r} does not offer {', '.join(unsupported)}"
+        why_not = FRAMEWORKS[framework].why_not
+        reasons = "; ".join(why_not[f] for f in unsupported if f in why_not)
+        offered = f"framework {framework!r} does not offer {', '.join(unsupported)}"
+        return f"method {method!r}: {offered}" + (f" ({reasons})" if reasons else "")
+    if {"flash", "sdpa"} <= features:
+        return f"method {method!r}: flash and sdpa are two attention kernels; name one"
     if {"zero2", "zero3"} <= features:
         return f"method {method!r}: zero2 and zero3 exclude each other"
     if "offload" in features and not features & {"zero2", "zero3"}:

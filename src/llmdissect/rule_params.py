@@ -101,6 +101,24 @@ def profile_measurement(config: dict, w) -> dict:
     return canonical(measurement)
 
 
+def ladder_measurement(config: dict, w) -> dict:
+    """A ladder rung: pre-training's dtype and learning rate, the ladder's own step counts. Its
+    batch, for "max", comes from the first rung's pre-training record."""
+    pretrain, ladder = config["pretrain"], config["ladder"]
+    measurement = {
+        "stage": "ladder",
+        "seed": config["seed"],
+        "model_shape": model_shape(config, w.model),
+        "platform": platform_measured(config, w.platform),
+        "dtype": pretrain["dtype"],
+        "learning_rate": pretrain["learning_rate"],
+        **{k: ladder[k] for k in ("warmup_steps", "measured_steps")},
+    }
+    if w.framework == "megatron":
+        measurement["megatron"] = pretrain["megatron"]
+    return canonical(measurement)
+
+
 def serving_measurement(config: dict, w) -> dict:
     """A serving cell: its one engine template, its one workload, its model and platform."""
     engine = config["engines"][w.engine]
@@ -126,7 +144,7 @@ def serving_policy(config: dict, w) -> tuple[dict, dict]:
 
 
 def run_policy(config: dict, stage: str) -> dict:
-    """Time limit and retries of a training or profiled cell's probes (profiles use
+    """Time limit and retries of a training, profiled or ladder cell's probes (the last two use
     pre-training's)."""
-    section = config["pretrain" if stage == "profile" else stage]
+    section = config["pretrain" if stage in ("profile", "ladder") else stage]
     return {key: section[key] for key in RUN_POLICY_KEYS}

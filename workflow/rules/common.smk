@@ -10,6 +10,9 @@ os.environ.update(
 )
 
 from llmdissect.cells import (
+    TrainingCell,
+    ladder_cells,
+    ladder_reference_key,
     section_models,
     serving_cells,
     training_cells,
@@ -23,6 +26,7 @@ from llmdissect.config import (
 )
 from llmdissect.placement import cell_gpus, cell_thread_count
 from llmdissect.rule_params import (
+    ladder_measurement,
     model_shape,
     profile_measurement,
     serving_measurement,
@@ -109,6 +113,8 @@ def measured_cells():
             cells += serving_cells(platform, config["serve"], config["engines"])
         if "profile" in config:
             cells += training_cells("profile", platform, config["profile"])
+        if "ladder" in config:
+            cells += ladder_cells(platform, config["ladder"])
     return cells
 
 
@@ -121,6 +127,15 @@ def largest_batch_record(w):
     return ancient(
         f"results/records/pretrain/{w.platform}/{w.model}/{w.framework}/{w.method}/w{w.world}/bmax.json"
     )
+
+
+def ladder_batch_record(w):
+    """A "max" ladder runs every rung at the batch its first rung's pre-training cell found
+    (ancient, as for profiles: a new search re-measures no rung; each record names its batch)."""
+    if w.batch != "max":
+        return []
+    cell = TrainingCell("ladder", w.platform, w.model, w.framework, w.method, 1, w.batch)
+    return ancient(f"results/records/{ladder_reference_key(cell, config['ladder'])}.json")
 
 
 def engine_model_dir(engine, model):
@@ -149,6 +164,7 @@ def imported_records():
 def data_models():
     gridded = [*TRAINING_STAGES, "profile"]
     models = [m for s in gridded if s in config for m in section_models(config[s])]
+    models += config["ladder"]["models"] if "ladder" in config else []
     models += config["serve"]["models"] if "serve" in config else []
     return list(dict.fromkeys(models))
 

@@ -27,3 +27,29 @@ rule training_cell:
         workdir=lambda w: f"results/work/{w.stage}/{w.platform}/{w.model}/{w.framework}/{w.method}/w{w.world}/b{w.batch}",
     script:
         "../scripts/training_cell.py"
+
+
+rule ladder_cell:
+    input:
+        samples="results/data/{model}/train.jsonl",
+        model_card="results/data/{model}/model",
+        largest=ladder_batch_record,
+    output:
+        record="results/records/ladder/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.json",
+        steps="results/records/ladder/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.steps.jsonl",
+    log:
+        "results/logs/ladder/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.log",
+    benchmark:
+        "results/benchmarks/ladder/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: cell_threads
+    resources:
+        **scheduler_resources(),
+        gpu=cell_gpu_count,
+        measure_slot=cpu_measure_slot,
+    params:
+        measurement=lambda w: ladder_measurement(config, w),
+        workdir=lambda w: f"results/work/ladder/{w.platform}/{w.model}/{w.framework}/{w.method}/w{w.world}/b{w.batch}",
+    script:
+        "../scripts/training_cell.py"

@@ -22,15 +22,19 @@ with logged(snakemake.log[0]), claimed_devices(snakemake.resources.gpu, log=echo
         training_options(measurement, stage, w.framework),
         snakemake.threads,
     )
+    settings = record_settings(spec, file_sha256(snakemake.input.samples))
+    if stage == "ladder":  # its place among the rungs, for the table's order
+        settings["ladder_rung"] = snakemake.config["ladder"]["rungs"].index(w.method)
     policy = run_policy(snakemake.config, stage)
     run_training_cell(
         cell,
         spec,
         SearchSettings(**measurement.get("max_batch_search", {})),
-        settings=record_settings(spec, file_sha256(snakemake.input.samples)),
+        settings=settings,
         record_path=Path(snakemake.output.record),
         steps_path=Path(snakemake.output.steps),
         workdir=Path(snakemake.params.workdir),
         limits=ProbeLimits(policy["probe_timeout_s"], policy["probe_retries"]),
         log=echo,
+        largest_record=snakemake.input.get("largest") or None,
     )

@@ -8,21 +8,15 @@ import time
 from pathlib import Path
 
 from ..cells import TrainingCell
-from ..records import now_iso, read_record
-from ..training.cell import ProbeLimits, guarded, probe_runner, write_cell_record
+from ..records import now_iso
+from ..training.cell import (
+    ProbeLimits,
+    guarded,
+    measure_at_recorded_batch,
+    probe_runner,
+    write_cell_record,
+)
 from ..training.spec import TrainSpec
-
-
-def profiled_batch(
-    cell: TrainingCell, largest_record: Path | None
-) -> tuple[int | None, str | None]:
-    """The batch to profile at, or why there is none (the pre-training search found none)."""
-    if cell.batch != "max":
-        return int(cell.batch), None
-    record = read_record(Path(largest_record))
-    if record["status"] != "ok":
-        return None, f"{record['key']} has no largest batch: it is {record['status']}"
-    return record["metrics"]["batch_size"], None
 
 
 def run_profile_cell(
@@ -41,13 +35,8 @@ def run_profile_cell(
     Every output exists afterwards, a valid empty trace where no step was profiled."""
     started_at, started = now_iso(), time.monotonic()
     settings = dict(settings, batch_mode=cell.batch)
-    batch, problem = profiled_batch(cell, largest_record)
-    if problem:  # recorded, not a crash: the table shows why the cell is empty
-        outcome = {"status": "infeasible", "reason": problem}
-    else:
-        probe = probe_runner(workdir, limits)
-        full = spec.with_batch(batch, spec.warmup_steps, spec.measured_steps)
-        outcome = guarded(lambda: probe(full, "measure", True))
+    probe = probe_runner(workdir, limits)
+    outcome = guarded(lambda: measure_at_recorded_batch(cell, spec, largest_record, probe))
     record = write_cell_record(
         cell, outcome, settings, record_path, steps_path, workdir, started_at, started, log
     )

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from .ladder import ladder_figure, ladder_table
 from .profiling import (
     flash_table,
     idle_share_figure,
@@ -179,6 +180,14 @@ TABLES = [
         "top_operators.rst",
         inputs=("top_operators",),
     ),
+    Table(
+        "ladder",
+        "Optimization ladder: one feature more per rung, every rung at one batch",
+        "beyond the study",
+        ladder_table,
+        "ladder.rst",
+        empty="no ladder measured (config key ladder)",
+    ),
 ]
 
 FIGURES = [
@@ -256,6 +265,14 @@ FIGURES = [
         partial(idle_share_figure, stage="profile"),
         ("profile",),
         "fig5_idle_share.rst",
+    ),
+    Figure(
+        "ladder",
+        "optimization ladder: throughput and speed-up per rung",
+        "beyond the study",
+        ladder_figure,
+        ("ladder",),
+        "ladder.rst",
     ),
 ]
 

@@ -71,9 +71,12 @@ def cells_frame(records: list[dict]) -> pd.DataFrame:
             }
         )
         row["gpu"] = gpu_label(record["environment"])
+        row.update(what_ran(record.get("settings") or {}))
+        row["ladder_rung"] = (record.get("settings") or {}).get("ladder_rung")
         rows.append(row)
     if not rows:
-        return pd.DataFrame(columns=[*CELL_COLUMNS, "batch_size", "search_hit_limit", "gpu"])
+        columns = ["batch_size", "search_hit_limit", "gpu", "attention_kernel", "optimizer"]
+        return pd.DataFrame(columns=[*CELL_COLUMNS, *columns, "compile_mode", "ladder_rung"])
     frame = pd.DataFrame(rows)
     return frame.sort_values("key", key=lambda keys: keys.map(natural_order)).reset_index(drop=True)
 
@@ -89,6 +92,16 @@ def top_operators_frame(records: list[dict]) -> pd.DataFrame:
             rows.append({**cell_row(record), "rank": rank, **entry})
     columns = [*CELL_COLUMNS, "rank", *TOP_OPERATOR_COLUMNS]
     return pd.DataFrame(rows, columns=columns)
+
+
+def what_ran(settings: dict) -> dict:
+    """The attention kernel, optimizer and compile mode a training record says it ran with."""
+    compiled = settings.get("compile")
+    return {
+        "attention_kernel": settings.get("attention_kernel") or settings.get("attention"),
+        "optimizer": settings.get("optimizer"),
+        "compile_mode": compiled.get("mode") if isinstance(compiled, dict) else None,
+    }
 
 
 def natural_order(text: str) -> tuple:

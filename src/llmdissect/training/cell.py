@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..cells import TrainingCell
 from ..environment import collect_manifest
-from ..records import make_record, now_iso, write_json_atomic
+from ..records import make_record, now_iso, read_record, write_json_atomic
 from .batch_search import max_batch_search
 from .probe import first_line, run_probe
 from .spec import TrainSpec
@@ -47,13 +47,18 @@ def run_training_cell(
     workdir: Path,
     limits: ProbeLimits,
     log=print,
+    largest_record: Path | None = None,
 ) -> dict:
     """Whatever happens to the probes, the cell ends as a record: a crash is an error record,
-    not a failed job."""
+    not a failed job. A "max" cell with `largest_record` runs at the batch that record found
+    instead of searching."""
     started_at, started = now_iso(), time.monotonic()
     settings = dict(settings, batch_mode=cell.batch)
     probe = probe_runner(workdir, limits)
-    outcome = guarded(lambda: measure_cell(cell, spec, search, settings, probe, log))
+    if largest_record:
+        outcome = guarded(lambda: measure_at_recorded_batch(cell, spec, largest_record, probe))
+    else:
+        outcome = guarded(lambda: measure_cell(cell, spec, search, settings, probe, log))
     return write_cell_record(
         cell, outcome, settings, record_path, steps_path, workdir, started_at, started, log
     )
@@ -100,6 +105,26 @@ def write_cell_record(
     write_json_atomic(Path(record_path), record)
     log(f"{cell.key}: {record['status']} {record['reason'] or ''}".rstrip())
     return record
+
+
+def recorded_batch(
+    cell: TrainingCell, largest_record: Path | None
+) -> tuple[int | None, str | None]:
+    """The batch to run at, or why there is none: for "max", the batch another cell's search
+    found (its record), so that the search runs once."""
+    if cell.batch != "max":
+        return int(cell.batch), None
+    record = read_record(Path(largest_record))
+    if record["status"] != "ok":
+        return None, f"{record['key']} has no largest batch: it is {record['status']}"
+    return record["metrics"]["batch_size"], None
+
+
+def measure_at_recorded_batch(cell, spec, largest_record, probe) -> dict:
+    batch, problem = recorded_batch(cell, largest_record)
+    if problem:  # recorded, not a crash: the table shows why the cell is empty
+        return {"status": "infeasible", "reason": problem}
+    return probe(spec.with_batch(batch, spec.warmup_steps, spec.measured_steps), "measure", True)
 
 
 def measure_cell(cell, spec, search, settings, probe, log) -> dict:

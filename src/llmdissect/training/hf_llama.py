@@ -15,22 +15,97 @@ from .spec import TrainSpec
 INIT_STD = 0.02  # transformers' initializer_range for Llama
 
 
-def attention_choice(features: frozenset[str], device: str) -> str:
-    """Plain (eager) attention without the flash feature, as the study's unfused baseline."""
+def installed_version(distribution: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+def flash_attn_package(device: str) -> tuple[str, str] | None:
+    """The flash-attn build that runs here: (transformers' implementation name, what it is).
+    flash-attn 4 (CuTe DSL kernels) needs Hopper or newer; flash-attn 2 runs from Ampere on."""
+    if not device.startswith("cuda"):
+        return None
+    major, _ = torch.cuda.get_device_capability(device)
+    fa4 = installed_version("flash-attn-4")
+    if fa4 and major >= 9 and importlib.util.find_spec("flash_attn.cute"):
+        return "flash_attention_4", f"flash-attn {fa4} (flash_attn.cute)"
+    fa2 = installed_version("flash-attn") or installed_version("flash_attn")
+    if fa2 and major >= 8:
+        return "flash_attention_2", f"flash-attn {fa2}"
+    return None
+
+
+def attention_choice(features: frozenset[str], device: str) -> dict:
+    """transformers' attention implementation and the kernel it runs. Plain (eager) attention
+    without flash or sdpa, as the study's unfused baseline."""
+    if "sdpa" in features:
+        return {"attention": "sdpa", "attention_kernel": "torch SDPA, torch's kernel choice"}
     if "flash" not in features:
-        return "eager"
-    if device.startswith("cuda") and importlib.util.find_spec("flash_attn"):
-        return "flash_attention_2"
-    return "sdpa"
+        return {"attention": "eager", "attention_kernel": "eager (matmul, softmax, matmul)"}
+    package = flash_attn_package(device)
+    if package:
+        return {"attention": package[0], "attention_kernel": package[1]}
+    return {
+        "attention": "sdpa",
+        "attention_kernel": "torch SDPA held to its flash kernel",
+        "sdpa_backend": "flash",
+    }
 
 
-def attention_context(attention: str):
-    """Hold SDPA to its flash kernel, so a fallback to another kernel fails loudly instead."""
-    if attention != "sdpa":
+def attention_context(details: dict):
+    """Hold SDPA to its flash kernel where asked, so a fallback to another kernel fails loudly
+    instead."""
+    if details.get("sdpa_backend") != "flash":
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     return sdpa_kernel(SDPBackend.FLASH_ATTENTION)
+
+
+def adamw(parameters, spec: TrainSpec, device: str):
+    """torch's AdamW: fused (one kernel per step) with the fused feature, else torch's default
+    (foreach: a kernel per group of tensors on a GPU, a loop of tensors on the CPU)."""
+    fused = "fused" in parse_method(spec.method)
+    optimizer = torch.optim.AdamW(parameters, lr=spec.learning_rate, fused=fused or None)
+    if fused:
+        kind = "fused"
+    elif optimizer.defaults.get("foreach") or device.startswith("cuda"):
+        kind = "foreach"  # torch picks foreach when every parameter is on a GPU
+    else:
+        kind = "for-loop"
+    return optimizer, f"torch.optim.AdamW ({kind})"
+
+
+def compile_model(model, features: frozenset[str]) -> dict:
+    """torch.compile of the model in place (its parameters and module names stay the same);
+    the compile itself happens in the first warm-up step."""
+    if "compile" not in features:
+        return {"compile": None}
+    model.compile()
+    return {"compile": {"backend": "inductor", "mode": "default", "torch": torch.__version__}}
+
+
+def compiled_graphs() -> int:
+    """Graphs torch.compile made so far in this process."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def compile_cache_use() -> dict:
+    """Inductor's on-disk cache: a graph found there skips most of its compile, so the compile
+    time of a cell depends on what ran before it on the machine."""
+    from torch._dynamo.utils import counters
+
+    inductor = counters["inductor"]
+    return {
+        "fx_graph_cache_hits": int(inductor["fxgraph_cache_hit"]),
+        "fx_graph_cache_misses": int(inductor["fxgraph_cache_miss"]),
+    }
 
 
 def quantize_decoder_linears(model, compute_dtype: torch.dtype, device: str) -> int:
@@ -94,9 +169,10 @@ def materialize_meta_tensors(model, device: str) -> None:
 def build_training_model(spec: TrainSpec, device: str):
     """The model on its device, and a description of what was applied for the record."""
     features = parse_method(spec.method)
-    attention = attention_choice(features, device)
+    details = attention_choice(features, device)
+    attention = details["attention"]
+    details["recompute"] = "recompute" in features
     torch.manual_seed(spec.seed)
-    details = {"attention": attention, "recompute": "recompute" in features}
     if features & {"quant4", "qlora"}:
         with torch.device("meta"):  # no memory: weights are made layer by layer, quantized
             model = build_hf_model(spec.shape, dtype=spec.dtype, attention=attention)
@@ -120,6 +196,7 @@ def build_training_model(spec: TrainSpec, device: str):
             f"{', '.join(lora['target_modules'])}); every base weight frozen ({base})"
         )
         details["lora"] = dict(lora)
+    model.config.use_cache = False  # no KV cache while training (and no recompiles for it)
     model.train()
     return model, details
 

@@ -21,6 +21,7 @@ class StepRecord:
     tokens: int  # real tokens, padding excluded
     padded_tokens: int  # batch x padded length: what the device computed on
     loss: float
+    graphs: int | None = None  # graphs compiled so far (torch.compile); None when not compiled
 
 
 def padded_batches(
@@ -62,7 +63,10 @@ def run_steps(
         synchronize(device)
         elapsed_ms = (time.perf_counter() - start) * 1000
         tokens, padded = global_token_counts(tokens, ids.numel(), device, trainer)
-        steps.append(StepRecord(index, index < warmup_steps, elapsed_ms, tokens, padded, loss))
+        graphs = trainer.compiled_graphs()
+        steps.append(
+            StepRecord(index, index < warmup_steps, elapsed_ms, tokens, padded, loss, graphs)
+        )
         used = device_used_gb(device)
         if used is not None:
             device_peak = max(device_peak or 0.0, used)

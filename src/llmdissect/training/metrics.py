@@ -53,4 +53,22 @@ def step_metrics(
         "hfu": round(hardware_flops / peak_total, 4) if peak_total else None,
         "loss_first": round(steps[0].loss, 4),
         "loss_last": round(steps[-1].loss, 4),
+        "first_step_ms": round(steps[0].time_ms, 3),
+        **compile_metrics(steps, statistics.median(times)),
+    }
+
+
+def compile_metrics(steps: list[StepRecord], median_ms: float) -> dict:
+    """For a compiled model: the compile time (what the warm-up steps took beyond a measured
+    step), the graphs made, and how many of them were made during the measured steps (each a
+    recompile that the measured time includes; zero when the warm-up was long enough)."""
+    if all(s.graphs is None for s in steps):
+        return {}
+    warmup = [s for s in steps if s.warmup]
+    extra_ms = sum(max(0.0, s.time_ms - median_ms) for s in warmup)
+    before = (warmup[-1].graphs or 0) if warmup else 0
+    return {
+        "compile_s": round(extra_ms / 1000, 3),
+        "compiled_graphs": steps[-1].graphs or 0,
+        "graphs_compiled_in_measured_steps": (steps[-1].graphs or 0) - before,
     }

@@ -101,6 +101,10 @@ def measure(spec: TrainSpec, steps_path: Path | None, rank: int) -> dict:
     metrics["global_batch_size"] = spec.batch_size * data_size
     metrics["world_size"] = spec.world_size
     details = dict(trainer.details)
+    if details.get("compile"):
+        from .hf_llama import compile_cache_use
+
+        details["compile"] = {**details["compile"], **compile_cache_use()}
     if profiled:
         details["profiled_activity"] = profiled.pop("activity")
         metrics.update(profiled)

@@ -35,6 +35,10 @@ class Trainer(ABC):
     def parameter_counts(self) -> dict:
         """params_total and params_trainable."""
 
+    def compiled_graphs(self) -> int | None:
+        """Graphs torch.compile has made so far; None where nothing is compiled."""
+        return None
+
     def root_module(self):
         """The model as a torch module, whose submodules the profiler marks."""
         return self.model

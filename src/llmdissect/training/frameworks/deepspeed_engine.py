@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 
 from ...methods import parse_method
-from ..hf_llama import attention_context, build_training_model, parameter_counts
+from ..hf_llama import (
+    attention_context,
+    build_training_model,
+    compiled_graphs,
+    parameter_counts,
+)
 from ..spec import TrainSpec
 from .base import Framework, Trainer, phase
 
@@ -66,7 +71,12 @@ class DeepSpeedTrainer(Trainer):
         self.engine, *_ = deepspeed.initialize(
             model=model, model_parameters=trainable, optimizer=client_optimizer, config=config
         )
+        if "compile" in features:
+            self.engine.compile()  # DeepSpeed's own wrapper of torch.compile, hooks kept
         self.details.update(
+            compile={"backend": "inductor", "mode": "default", "through": "engine.compile()"}
+            if "compile" in features
+            else None,
             zero_stage=config["zero_optimization"]["stage"],
             offload="offload" in features,
             optimizer=type(self.engine.optimizer).__name__,
@@ -74,7 +84,7 @@ class DeepSpeedTrainer(Trainer):
         )
 
     def step(self, input_ids, attention_mask, labels) -> float:
-        with attention_context(self.details["attention"]):
+        with attention_context(self.details):
             with phase("forward"):
                 out = self.engine(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
             with phase("backward"):
@@ -85,6 +95,9 @@ class DeepSpeedTrainer(Trainer):
 
     def parameter_counts(self) -> dict:
         return self.counts
+
+    def compiled_graphs(self) -> int | None:
+        return compiled_graphs() if self.details["compile"] else None
 
     def root_module(self):
         return self.engine.module

@@ -7,6 +7,7 @@ import torch
 
 from ...methods import parse_method
 from ...models import param_count, torch_dtype
+from ..hf_llama import adamw
 from ..spec import TrainSpec
 from .base import Framework, Trainer, phase
 
@@ -90,7 +91,7 @@ class MegatronTrainer(Trainer):
             share_embeddings_and_output_weights=False,
         ).to(device)
         # Megatron's mixed-precision optimizer needs CUDA: torch AdamW on every device.
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=spec.learning_rate)
+        self.optimizer, optimizer = adamw(self.model.parameters(), spec, device)
         self.data_parallel_rank = parallel_state.get_data_parallel_rank()
         self.data_parallel_size = parallel_state.get_data_parallel_world_size()
         self.data_parallel_group = parallel_state.get_data_parallel_group()
@@ -101,7 +102,7 @@ class MegatronTrainer(Trainer):
             "tensor_parallel": tensor_parallel,
             "pipeline_parallel": 1,
             "data_parallel": self.data_parallel_size,
-            "optimizer": "torch.optim.AdamW",
+            "optimizer": optimizer,
             "trained": "every parameter",
             "cpu_shims": on_cpu,
         }

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import torch
-
-from ..hf_llama import attention_context, build_training_model, parameter_counts
+from ...methods import parse_method
+from ..hf_llama import (
+    adamw,
+    attention_context,
+    build_training_model,
+    compile_model,
+    compiled_graphs,
+    parameter_counts,
+)
 from ..spec import TrainSpec
 from .base import Framework, Trainer, phase
 
@@ -20,11 +26,11 @@ class TorchNativeTrainer(Trainer):
     def __init__(self, spec: TrainSpec, device: str):
         self.model, self.details = build_training_model(spec, device)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(trainable, lr=spec.learning_rate)
-        self.details["optimizer"] = "torch.optim.AdamW"
+        self.optimizer, self.details["optimizer"] = adamw(trainable, spec, device)
+        self.details.update(compile_model(self.model, parse_method(spec.method)))
 
     def step(self, input_ids, attention_mask, labels) -> float:
-        with attention_context(self.details["attention"]):
+        with attention_context(self.details):
             with phase("forward"):
                 out = self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
             with phase("backward"):
@@ -36,3 +42,6 @@ class TorchNativeTrainer(Trainer):
 
     def parameter_counts(self) -> dict:
         return parameter_counts(self.model)
+
+    def compiled_graphs(self) -> int | None:
+        return compiled_graphs() if self.details["compile"] else None
