@@ -22,7 +22,18 @@ def refused(config, schema) -> str:
     return str(caught.value)
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "h100.yaml", "multigpu.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "config.yaml",
+        "paper.yaml",
+        "h100.yaml",
+        "multigpu.yaml",
+        "h200.yaml",
+        "h200-ladder.yaml",
+        "h200-table4.yaml",
+    ],
+)
 def test_shipped_configs_pass(repo, schema, name):
     config = yaml.safe_load((repo / "config" / name).read_text())
     drop_disabled_stages(config)
@@ -158,6 +169,23 @@ def first_block(config):
             lambda c: c["engines"]["vllm-cpu"].update(memory_fraction=1.5),
             "engines.vllm-cpu.memory_fraction: 1.5 is greater than the maximum of 1",
         ),
+        (
+            lambda c: c["ladder"].update(rungs=["baseline", "flash+sdpa"]),
+            "config key ladder.rungs[1]: method 'flash+sdpa': flash and sdpa are two attention",
+        ),
+        (
+            lambda c: c["ladder"].update(framework="deepspeed", rungs=["baseline", "fused"]),
+            "config key ladder.rungs[1]: method 'fused': framework 'deepspeed' does not offer",
+        ),
+        (
+            lambda c: c["ladder"].update(framework="jax"),
+            "config key ladder.framework: unknown framework 'jax'",
+        ),
+        (
+            lambda c: c["ladder"].update(models=["llama2-8b"]),
+            "config key ladder.models[0]",
+        ),
+        (lambda c: c["ladder"].update(rungs=["baseline"]), "config key ladder.rungs"),
     ],
 )
 def test_bad_configs_are_refused_naming_the_key(good, schema, change, expected):

@@ -20,6 +20,10 @@ def test_baseline_has_no_features_and_combinations_split_on_plus():
         ("torch", "qlora"),
         ("deepspeed", "zero3+offload+recompute+flash+lora"),
         ("deepspeed", "zero2+offload+recompute+flash+qlora"),
+        ("torch", "sdpa+fused+compile"),
+        ("torch", "flash+fused+compile+recompute"),
+        ("deepspeed", "zero2+sdpa+compile"),
+        ("megatron", "recompute+fused"),
     ],
 )
 def test_valid_methods_pass(framework, method):
@@ -37,6 +41,10 @@ def test_valid_methods_pass(framework, method):
         ("torch", "quant4+lora", "is qlora; drop quant4"),
         ("deepspeed", "zero3+qlora", "ZeRO-3 cannot partition 4-bit weights"),
         ("megatron", "lora", "framework 'megatron' does not offer lora"),
+        ("torch", "flash+sdpa", "two attention kernels; name one"),
+        ("deepspeed", "zero2+fused", "DeepSpeed's own AdamW is already fused"),
+        ("megatron", "compile", "not wired here"),
+        ("megatron", "flash", "needs Transformer Engine"),
     ],
 )
 def test_invalid_methods_say_why(framework, method, expected):

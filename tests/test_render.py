@@ -36,7 +36,7 @@ def test_every_registered_table_and_figure_has_a_unique_name_a_caption_and_known
     assert len({spec.name for spec in specs}) == len(specs)
     assert all((REPORT / spec.caption).is_file() for spec in specs)
     assert all(set(spec.inputs) <= set(registry.TIDY_FRAMES) for spec in specs)
-    stages = {"pretrain", "finetune", "serve", "profile"}
+    stages = {"pretrain", "finetune", "serve", "profile", "ladder"}
     assert all(figure.stages and set(figure.stages) <= stages for figure in registry.FIGURES)
 
 

@@ -3,6 +3,7 @@ import time
 from llmdissect.environment import collect_manifest
 from llmdissect.records import make_record, now_iso
 from llmdissect.report.format import to_latex, write_table
+from llmdissect.report.ladder import ladder_figure, ladder_table
 from llmdissect.report.platforms import hardware_table
 from llmdissect.report.tidy import cells_frame, tidy_frame
 from llmdissect.report.training import scaling_table, size_ratio_table, training_table
@@ -134,3 +135,42 @@ def test_no_records_give_empty_tables_not_errors():
     cells = cells_frame([])
     assert training_table(cells, "finetune")[0].empty
     assert scaling_table(cells, "pretrain").empty and size_ratio_table(cells, "finetune").empty
+
+
+def ladder_record(method, rung, status, metrics, compiled=False):
+    rung_record = record(method, "max", status, metrics)
+    rung_record["cell"]["stage"] = "ladder"
+    rung_record["key"] = rung_record["key"].replace("pretrain/", "ladder/")
+    rung_record["settings"] = {
+        "ladder_rung": rung,
+        "attention_kernel": "eager" if method == "baseline" else "torch SDPA",
+        "optimizer": "torch.optim.AdamW (fused)" if "fused" in method else "torch.optim.AdamW",
+        "compile": {"mode": "default"} if compiled else None,
+    }
+    return rung_record
+
+
+def test_the_ladder_keeps_the_config_order_and_takes_speed_ups_from_the_first_rung(tmp_path):
+    def speed(tokens, **extra):
+        return {"tokens_per_s": tokens, "peak_rss_gb": 0.5, "batch_size": 8, **extra}
+
+    records = [  # a rung with more features may come first: the config's order wins
+        ladder_record("flash+fused+compile", 2, "ok", speed(300.0, compile_s=4.2), True),
+        ladder_record("baseline", 0, "ok", speed(100.0)),
+        ladder_record("sdpa+fused+compile", 1, "oom", {}, True),
+    ]
+    table, note = ladder_table(cells_frame(records))
+    assert list(table["rung"]) == ["baseline", "sdpa+fused+compile", "flash+fused+compile"]
+    assert list(table["speed-up"]) == ["1.00x", "OOM", "3.00x"]
+    assert list(table["compile (s)"]) == ["-", "OOM", "4.20"]
+    assert list(table["batch"]) == ["8", "OOM", "8"]
+    assert "MFU" not in table.columns  # no peak FLOP/s on a CPU
+    assert "same model FLOPs per token" in note
+    ladder_figure(cells_frame(records), tmp_path / "l.png", tmp_path / "l.pdf")
+    assert (tmp_path / "l.png").stat().st_size > 0
+
+
+def test_no_ladder_gives_an_empty_table_and_a_figure_that_says_so(tmp_path):
+    assert ladder_table(cells_frame(RECORDS))[0].empty
+    ladder_figure(cells_frame([]), tmp_path / "l.png", tmp_path / "l.pdf")
+    assert (tmp_path / "l.pdf").exists()

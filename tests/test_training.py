@@ -167,3 +167,42 @@ def test_fine_tuning_trains_only_the_adapters(spec, tmp_path, framework, method,
 )
 def test_out_of_memory_is_told_from_other_failures(error, expected):
     assert is_out_of_memory(error) is expected
+
+
+@pytest.mark.parametrize(
+    "method, attention, optimizer",
+    [
+        ("baseline", "eager (matmul, softmax, matmul)", "torch.optim.AdamW (for-loop)"),
+        ("sdpa+fused", "torch SDPA, torch's kernel choice", "torch.optim.AdamW (fused)"),
+        ("flash", "torch SDPA held to its flash kernel", "torch.optim.AdamW (for-loop)"),
+    ],
+)
+def test_records_name_the_attention_kernel_and_optimizer_that_ran(
+    spec, tmp_path, method, attention, optimizer
+):
+    spec.method, spec.measured_steps = method, 2
+    outcome = run_probe(spec, tmp_path / "work", "p", keep_steps=False, timeout_s=300)
+    assert outcome["status"] == "ok", outcome
+    details = outcome["details"]
+    assert (details["attention_kernel"], details["optimizer"]) == (attention, optimizer)
+    assert details["compile"] is None and "compile_s" not in outcome["metrics"]
+
+
+def test_compile_time_is_the_warmup_beyond_a_measured_step_and_late_graphs_are_counted():
+    from llmdissect.training.loop import StepRecord
+    from llmdissect.training.metrics import compile_metrics
+
+    steps = [
+        StepRecord(0, True, 5000.0, 10, 10, 1.0, graphs=2),  # compiled here
+        StepRecord(1, True, 12.0, 10, 10, 1.0, graphs=2),
+        StepRecord(2, False, 10.0, 10, 10, 1.0, graphs=2),
+        StepRecord(3, False, 900.0, 10, 10, 1.0, graphs=3),  # a recompile in a measured step
+    ]
+    metrics = compile_metrics(steps, median_ms=10.0)
+    assert metrics == {
+        "compile_s": 4.992,
+        "compiled_graphs": 3,
+        "graphs_compiled_in_measured_steps": 1,
+    }
+    plain = [StepRecord(0, False, 10.0, 10, 10, 1.0)]
+    assert compile_metrics(plain, median_ms=10.0) == {}

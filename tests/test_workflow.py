@@ -64,8 +64,11 @@ def test_every_cell_has_a_valid_record_with_the_right_outcome(finished_run):
           for b in ["1", "max"]),
         "profile/cpu/micro/torch/flash/w1/b1",
         "profile/cpu/micro/deepspeed/zero2/w2/b1",
+        "ladder/cpu/micro/torch/baseline/w1/bmax",
+        "ladder/cpu/micro/torch/sdpa+fused+compile/w1/bmax",
     }  # fmt: skip
     assert set(records) == expected
+    ladder = {key: records.pop(key) for key in list(records) if key.startswith("ladder/")}
     profiled = {key: records.pop(key) for key in list(records) if key.startswith("profile/")}
     for key, record in profiled.items():
         assert record["status"] == "ok", (key, record["reason"])
@@ -78,6 +81,14 @@ def test_every_cell_has_a_valid_record_with_the_right_outcome(finished_run):
     assert zero2["op_communication_ms"] > 0 and zero2["comm_overlap_share"] is not None
     largest = records["pretrain/cpu/micro/torch/baseline/w1/bmax"]["metrics"]["batch_size"]
     assert profiled["profile/cpu/micro/torch/baseline/w1/bmax"]["metrics"]["batch_size"] == largest
+    for key, record in ladder.items():  # every rung at the batch the baseline's search found
+        assert record["status"] == "ok", (key, record["reason"])
+        assert record["metrics"]["batch_size"] == largest
+    compiled = ladder["ladder/cpu/micro/torch/sdpa+fused+compile/w1/bmax"]
+    assert compiled["settings"]["compile"]["backend"] == "inductor"
+    assert compiled["settings"]["optimizer"] == "torch.optim.AdamW (fused)"
+    assert compiled["metrics"]["graphs_compiled_in_measured_steps"] == 0
+    assert compiled["metrics"]["compiled_graphs"] >= 1
     serving = {key: records.pop(key) for key in list(records) if key.startswith("serve/")}
     for key, record in serving.items():
         assert record["status"] == "ok", (key, record["reason"])
@@ -157,6 +168,14 @@ def test_profile_tables_pair_flash_with_plain_and_name_every_module(finished_run
     assert zero2["communication"] != "0.0%"
     top = pd.read_csv(tables / "top_operators.csv")
     assert set(top["rank"]) == {1, 2, 3, 4, 5}
+
+
+def test_ladder_table_orders_rungs_as_configured(finished_run):
+    ladder = pd.read_csv(finished_run / "results/tables/ladder.csv", dtype=str)
+    assert list(ladder["rung"]) == ["baseline", "sdpa+fused+compile"]
+    assert ladder["speed-up"].iloc[0] == "1.00x"
+    assert ladder["compile (s)"].iloc[0] == "-" and ladder["compile (s)"].iloc[1] != "-"
+    assert (finished_run / "results/figures/ladder_speedup.png").stat().st_size > 0
 
 
 def test_a_second_run_has_nothing_to_do(finished_run):

@@ -131,11 +131,16 @@ def largest_batch_record(w):
 
 def ladder_batch_record(w):
     """A "max" ladder runs every rung at the batch its first rung's pre-training cell found
-    (ancient, as for profiles: a new search re-measures no rung; each record names its batch)."""
+    (ancient, as for profiles: a new search re-measures no rung; each record names its batch).
+    """
     if w.batch != "max":
         return []
-    cell = TrainingCell("ladder", w.platform, w.model, w.framework, w.method, 1, w.batch)
-    return ancient(f"results/records/{ladder_reference_key(cell, config['ladder'])}.json")
+    cell = TrainingCell(
+        "ladder", w.platform, w.model, w.framework, w.method, 1, w.batch
+    )
+    return ancient(
+        f"results/records/{ladder_reference_key(cell, config['ladder'])}.json"
+    )
 
 
 def engine_model_dir(engine, model):

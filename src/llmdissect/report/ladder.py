@@ -42,7 +42,6 @@ def ladder_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         for _, rung in rungs.iterrows():
             ok = rung["status"] == "ok"
             speedup = rung.get("tokens_per_s") / base if ok and base else None
-            compile_s = rung.get("compile_s")
             rows.append({
                 "platform": platform, "model": model, "framework": framework,
                 "rung": rung["method"],
@@ -54,7 +53,7 @@ def ladder_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, str]:
                 "MFU": shown(rung, rung.get("mfu"), percent=True),
                 "HFU": shown(rung, rung.get("hfu"), percent=True),
                 "memory (GB)": shown(rung, memory_metric(rung)[0]),
-                "compile (s)": shown(rung, compile_s) if pd.notna(compile_s) else "-",
+                "compile (s)": shown(rung, rung.get("compile_s")),
             })  # fmt: skip
     table = pd.DataFrame(rows)
     if len(table) and not (table["MFU"].str.endswith("%")).any():

@@ -267,7 +267,7 @@ FIGURES = [
         "fig5_idle_share.rst",
     ),
     Figure(
-        "ladder",
+        "ladder_speedup",
         "optimization ladder: throughput and speed-up per rung",
         "beyond the study",
         ladder_figure,
