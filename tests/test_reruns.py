@@ -12,7 +12,7 @@ from llmdissect.rule_params import canonical
 
 pytestmark = pytest.mark.workflow
 
-MEASURING_RULES = {"training_cell", "profile_cell", "serving_cell"}
+MEASURING_RULES = {"training_cell", "profile_cell", "ladder_cell", "serving_cell"}
 DATA_RULES = {"model_card", "model_weights", "training_samples", "serving_prompts"}
 RULE_LINE = re.compile(r"^(?:local)?rule (\w+):$")
 
@@ -103,6 +103,16 @@ def test_more_measured_steps_re_measure_pretraining_cells_only(finished_run, rep
     pretraining = {p for p in measured(planned) if p.startswith(PRETRAIN)}
     assert pretraining == measured(planned)
     assert len(pretraining) == 13  # every pre-training cell of tests/config/test.yaml
+
+
+def test_more_ladder_steps_re_measure_its_rungs_only(finished_run, repo):
+    config = load_test_config(repo)
+    config["ladder"]["measured_steps"] = 4
+    planned = dry_run_with(finished_run, config)
+    assert measured(planned) == {
+        f"results/records/ladder/cpu/micro/torch/{rung}/w1/bmax.json"
+        for rung in ("baseline", "sdpa+fused+compile")
+    }
 
 
 def test_key_order_comments_and_descriptions_re_measure_nothing(finished_run, repo):

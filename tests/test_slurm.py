@@ -37,6 +37,7 @@ LIMIT_S = 900  # each run of the DAG; nothing a run starts may outlive it
 NODE_SIZES = {
     "training_cell": {"cpus_per_task": 1, "mem_mb": 3000, "runtime": 20},
     "profile_cell": {"cpus_per_task": 1, "mem_mb": 3000, "runtime": 20},
+    "ladder_cell": {"cpus_per_task": 1, "mem_mb": 3000, "runtime": 20},
     "serving_cell": {"cpus_per_task": 1, "mem_mb": 5000, "runtime": 20},
     "model_weights": {"mem_mb": 3000},
 }
@@ -52,7 +53,7 @@ def slurm_arguments() -> list[str]:
         "--configfile", "tests/config/test.yaml", "tests/config/slurm-gpus.yaml",
         "--jobs", "4",
         "--set-resources", *sizes,
-        "--set-threads", "training_cell=1", "profile_cell=1", "serving_cell=1",
+        "--set-threads", "training_cell=1", "profile_cell=1", "ladder_cell=1", "serving_cell=1",
         "--slurm-init-seconds-before-status-checks", "1",
         "--slurm-keep-successful-logs",
     ]  # fmt: skip

@@ -206,3 +206,21 @@ def test_compile_time_is_the_warmup_beyond_a_measured_step_and_late_graphs_are_c
     }
     plain = [StepRecord(0, False, 10.0, 10, 10, 1.0)]
     assert compile_metrics(plain, median_ms=10.0) == {}
+
+
+def test_one_rank_of_a_distributed_framework_starts_without_torchrun(spec, tmp_path):
+    from llmdissect.training.probe import launch_command, lone_rank, lone_rank_rendezvous
+
+    spec.framework = "deepspeed"
+    assert lone_rank(spec, env={}) and launch_command(spec, ["s", "o"], env={})[1:3] == [
+        "-m",
+        "llmdissect.training.probe",
+    ]
+    rendezvous = lone_rank_rendezvous()
+    assert (rendezvous["RANK"], rendezvous["WORLD_SIZE"]) == ("0", "1")
+    assert 0 < int(rendezvous["MASTER_PORT"]) < 65536
+    spec.world_size = 2
+    assert not lone_rank(spec, env={})
+    assert "torch.distributed.run" in launch_command(spec, ["s", "o"], env={})
+    spec.framework, spec.world_size = "torch", 1
+    assert not lone_rank(spec, env={})  # one process, no process group at all

@@ -5,6 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 
+def training_cell_pattern(stage: str = "{stage}") -> str:
+    """A training cell's key with wildcards: the one layout of its files (records, logs,
+    benchmarks, work folders), in rules and library alike."""
+    return stage + "/{platform}/{model}/{framework}/{method}/w{world}/b{batch}"
+
+
+def serving_cell_pattern() -> str:
+    return "serve/{platform}/{model}/{engine}/{workload}/w{world}"
+
+
 @dataclass(frozen=True)
 class TrainingCell:
     stage: str  # pretrain | finetune | profile | ladder
@@ -17,8 +27,14 @@ class TrainingCell:
 
     @property
     def key(self) -> str:
-        parts = [self.stage, self.platform, self.model, self.framework, self.method]
-        return "/".join(parts) + f"/w{self.world_size}/b{self.batch}"
+        return training_cell_pattern(self.stage).format(
+            platform=self.platform,
+            model=self.model,
+            framework=self.framework,
+            method=self.method,
+            world=self.world_size,
+            batch=self.batch,
+        )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -85,8 +101,12 @@ class ServingCell:
 
     @property
     def key(self) -> str:
-        return (
-            f"serve/{self.platform}/{self.model}/{self.engine}/{self.workload}/w{self.world_size}"
+        return serving_cell_pattern().format(
+            platform=self.platform,
+            model=self.model,
+            engine=self.engine,
+            workload=self.workload,
+            world=self.world_size,
         )
 
     def as_dict(self) -> dict:

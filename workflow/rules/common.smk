@@ -14,7 +14,9 @@ from llmdissect.cells import (
     ladder_cells,
     ladder_reference_key,
     section_models,
+    serving_cell_pattern,
     serving_cells,
+    training_cell_pattern,
     training_cells,
 )
 from llmdissect.config import (
@@ -46,6 +48,14 @@ except ConfigError as error:
     sys.exit(f"llmdissect: {error}")
 
 PLATFORMS = run_platforms(config)
+# Every file of a cell sits under results/<kind>/<its key>: the keys' wildcard forms
+TRAINING_CELL = training_cell_pattern()
+SERVING_CELL = serving_cell_pattern()
+
+
+def work_folder(pattern):
+    """A cell's scratch folder (probe specs, outcomes, logs), from its wildcards."""
+    return lambda w: "results/work/" + pattern.format(**dict(w.items()))
 
 
 def platform_settings(w):
@@ -124,9 +134,10 @@ def largest_batch_record(w):
     batch it ran at."""
     if w.batch != "max":
         return []
-    return ancient(
-        f"results/records/pretrain/{w.platform}/{w.model}/{w.framework}/{w.method}/w{w.world}/bmax.json"
+    cell = TrainingCell(
+        "pretrain", w.platform, w.model, w.framework, w.method, w.world, "max"
     )
+    return ancient(record_path(cell))
 
 
 def ladder_batch_record(w):

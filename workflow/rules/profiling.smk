@@ -1,16 +1,19 @@
+PROFILE_CELL = training_cell_pattern("profile")
+
+
 rule profile_cell:
     input:
         samples="results/data/{model}/train.jsonl",
         model_card="results/data/{model}/model",
         largest=largest_batch_record,
     output:
-        record="results/records/profile/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.json",
-        steps="results/records/profile/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.steps.jsonl",
-        trace="results/records/profile/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.trace.json.gz",
+        record=f"results/records/{PROFILE_CELL}.json",
+        steps=f"results/records/{PROFILE_CELL}.steps.jsonl",
+        trace=f"results/records/{PROFILE_CELL}.trace.json.gz",
     log:
-        "results/logs/profile/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.log",
+        f"results/logs/{PROFILE_CELL}.log",
     benchmark:
-        "results/benchmarks/profile/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.tsv"
+        f"results/benchmarks/{PROFILE_CELL}.tsv"
     conda:
         "../../envs/train.yaml"
     threads: cell_threads
@@ -20,6 +23,6 @@ rule profile_cell:
         measure_slot=cpu_measure_slot,
     params:
         measurement=lambda w: profile_measurement(config, w),
-        workdir=lambda w: f"results/work/profile/{w.platform}/{w.model}/{w.framework}/{w.method}/w{w.world}/b{w.batch}",
+        workdir=work_folder(PROFILE_CELL),
     script:
         "../scripts/profile_cell.py"

@@ -16,13 +16,13 @@ rule serving_cell:
         prompts="results/data/{model}/prompts.jsonl",
         model=lambda w: engine_model_dir(w.engine, w.model),
     output:
-        record="results/records/serve/{platform}/{model}/{engine}/{workload}/w{world}.json",
-        trace="results/records/serve/{platform}/{model}/{engine}/{workload}/w{world}.trace.jsonl",
+        record=f"results/records/{SERVING_CELL}.json",
+        trace=f"results/records/{SERVING_CELL}.trace.jsonl",
     log:
-        cell="results/logs/serve/{platform}/{model}/{engine}/{workload}/w{world}.log",
-        server="results/logs/serve/{platform}/{model}/{engine}/{workload}/w{world}.server.log",
+        cell=f"results/logs/{SERVING_CELL}.log",
+        server=f"results/logs/{SERVING_CELL}.server.log",
     benchmark:
-        "results/benchmarks/serve/{platform}/{model}/{engine}/{workload}/w{world}.tsv"
+        f"results/benchmarks/{SERVING_CELL}.tsv"
     conda:
         "../../envs/serve.yaml"
     threads: cell_threads

@@ -3,12 +3,12 @@ rule training_cell:
         samples="results/data/{model}/train.jsonl",
         model_card="results/data/{model}/model",
     output:
-        record="results/records/{stage}/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.json",
-        steps="results/records/{stage}/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.steps.jsonl",
+        record=f"results/records/{TRAINING_CELL}.json",
+        steps=f"results/records/{TRAINING_CELL}.steps.jsonl",
     log:
-        "results/logs/{stage}/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.log",
+        f"results/logs/{TRAINING_CELL}.log",
     benchmark:
-        "results/benchmarks/{stage}/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.tsv"
+        f"results/benchmarks/{TRAINING_CELL}.tsv"
     wildcard_constraints:
         stage="pretrain|finetune",
     conda:
@@ -24,9 +24,12 @@ rule training_cell:
     params:
         # exactly what the cell measures with: another cell's settings never re-measure this one
         measurement=lambda w: training_measurement(config, w.stage, w),
-        workdir=lambda w: f"results/work/{w.stage}/{w.platform}/{w.model}/{w.framework}/{w.method}/w{w.world}/b{w.batch}",
+        workdir=work_folder(TRAINING_CELL),
     script:
         "../scripts/training_cell.py"
+
+
+LADDER_CELL = training_cell_pattern("ladder")
 
 
 rule ladder_cell:
@@ -35,12 +38,12 @@ rule ladder_cell:
         model_card="results/data/{model}/model",
         largest=ladder_batch_record,
     output:
-        record="results/records/ladder/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.json",
-        steps="results/records/ladder/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.steps.jsonl",
+        record=f"results/records/{LADDER_CELL}.json",
+        steps=f"results/records/{LADDER_CELL}.steps.jsonl",
     log:
-        "results/logs/ladder/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.log",
+        f"results/logs/{LADDER_CELL}.log",
     benchmark:
-        "results/benchmarks/ladder/{platform}/{model}/{framework}/{method}/w{world}/b{batch}.tsv"
+        f"results/benchmarks/{LADDER_CELL}.tsv"
     conda:
         "../../envs/train.yaml"
     threads: cell_threads
@@ -50,6 +53,6 @@ rule ladder_cell:
         measure_slot=cpu_measure_slot,
     params:
         measurement=lambda w: ladder_measurement(config, w),
-        workdir=lambda w: f"results/work/ladder/{w.platform}/{w.model}/{w.framework}/{w.method}/w{w.world}/b{w.batch}",
+        workdir=work_folder(LADDER_CELL),
     script:
         "../scripts/training_cell.py"

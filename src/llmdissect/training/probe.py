@@ -176,15 +176,35 @@ def launch_command(spec: TrainSpec, arguments: list[str], env=os.environ) -> lis
     """One process, torchrun on this node, or (in a SLURM job over several nodes) one torchrun
     per node started by srun, meeting at the job's first node on the job's own port."""
     probe = ["-m", "llmdissect.training.probe", *arguments]
-    if not multi_process(spec):
-        return [sys.executable, *probe]
     nodes = int(env.get("SLURM_JOB_NUM_NODES", "1"))
+    if not multi_process(spec) or lone_rank(spec, env):
+        return [sys.executable, *probe]
     if nodes == 1:
         return [
             sys.executable, "-m", "torch.distributed.run", "--standalone",
             f"--nproc_per_node={spec.world_size}", *probe,
         ]  # fmt: skip
     return multi_node_command(spec.world_size, nodes, slurm_hosts(env), env["SLURM_JOB_ID"], probe)
+
+
+def lone_rank(spec: TrainSpec, env=os.environ) -> bool:
+    """A distributed framework on one process of one node: started without torchrun (which
+    costs seconds per probe), its process group of one set up through lone_rank_rendezvous()."""
+    one_node = env.get("SLURM_JOB_NUM_NODES", "1") == "1"
+    return multi_process(spec) and spec.world_size == 1 and one_node
+
+
+def lone_rank_rendezvous() -> dict:
+    """What torchrun would set for a single rank: rank 0 of 1, on a free local port."""
+    import socket
+
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        port = probe_socket.getsockname()[1]
+    return {
+        "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+    }  # fmt: skip
 
 
 def multi_node_command(
@@ -252,9 +272,12 @@ def run_probe_once(
     timed_out = False
     with open(log_path, "w") as log:
         # Its own process group, so every worker of the probe can be stopped at once.
+        env = probe_environment(threads_per_process(spec))
+        if lone_rank(spec):
+            env.update(lone_rank_rendezvous())
         process = subprocess.Popen(
             launch_command(spec, arguments), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, env=probe_environment(threads_per_process(spec)),
+            start_new_session=True, env=env,
         )  # fmt: skip
         try:
             process.wait(timeout=timeout_s)
