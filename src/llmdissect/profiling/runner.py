@@ -7,10 +7,9 @@ import gzip
 import os
 import shutil
 import statistics
-import time
 from pathlib import Path
 
-from ..hardware import synchronize
+from ..training.loop import timed_step
 from .module_marks import module_ranges
 from .modules import module_times
 from .operators import operator_times
@@ -55,12 +54,8 @@ def _profiled_steps(trainer, batches, device: str, active_steps: int, raw: Path)
     ):
         for index in range(1 + active_steps):
             ids, mask, labels, _ = next(batches)
-            ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
-            synchronize(device)
-            start = time.perf_counter()
-            trainer.step(ids, mask, labels)
-            synchronize(device)
+            _, elapsed_ms = timed_step(trainer, ids, mask, labels, device)
             if index >= 1:
-                times_ms.append((time.perf_counter() - start) * 1000)
+                times_ms.append(elapsed_ms)
             profiler.step()
     return times_ms

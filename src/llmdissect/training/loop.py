@@ -56,12 +56,7 @@ def run_steps(
         if index == warmup_steps:
             reset_peaks(device)
         ids, mask, labels, tokens = next(batches)
-        ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
-        synchronize(device)
-        start = time.perf_counter()
-        loss = trainer.step(ids, mask, labels)
-        synchronize(device)
-        elapsed_ms = (time.perf_counter() - start) * 1000
+        loss, elapsed_ms = timed_step(trainer, ids, mask, labels, device)
         tokens, padded = global_token_counts(tokens, ids.numel(), device, trainer)
         graphs = trainer.compiled_graphs()
         steps.append(
@@ -71,6 +66,17 @@ def run_steps(
         if used is not None:
             device_peak = max(device_peak or 0.0, used)
     return steps, device_peak
+
+
+def timed_step(trainer: Trainer, ids, mask, labels, device: str) -> tuple[float, float]:
+    """One step on the device, timed with the device synchronised before and after: the loss
+    and the milliseconds it took. Every timed step of a probe (measured or profiled) is this."""
+    ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
+    synchronize(device)
+    start = time.perf_counter()
+    loss = trainer.step(ids, mask, labels)
+    synchronize(device)
+    return loss, (time.perf_counter() - start) * 1000
 
 
 def plain_steps(trainer: Trainer, batches: Iterator, device: str, count: int) -> None:
