@@ -55,7 +55,7 @@ SERVING_CELL = serving_cell_pattern()
 
 def work_folder(pattern):
     """A cell's scratch folder (probe specs, outcomes, logs), from its wildcards."""
-    return lambda w: "results/work/" + pattern.format(**dict(w.items()))
+    return lambda w: f"results/work/{pattern.format(**dict(w.items()))}"
 
 
 def platform_settings(w):
