@@ -323,3 +323,17 @@ def test_the_serving_table_shows_completed_failed_and_truncated():
     assert list(table.loc["b", ["requests", "failed", "truncated"]]) == ["40 of 64", "24", "24"]
     assert table.loc["b", "output tokens/s"] == "error"  # no throughput from an error record
     assert list(table.loc["c", ["requests", "failed", "truncated"]]) == ["OOM", "-", "-"]
+    assert "J/output token" not in table.columns  # no energy counter in any record
+
+
+def test_the_serving_table_shows_joules_per_output_token_where_measured():
+    base = {"stage": "serve", "platform": "h200", "model": "llama2-7b", "method": "burst",
+            "world_size": 1, "status": "ok", "requests": 1000, "completed": 1000}  # fmt: skip
+    cells = pd.DataFrame(
+        [
+            {**base, "framework": "vllm", "joules_per_output_token": 0.1734},
+            {**base, "framework": "other", "joules_per_output_token": None},
+        ]
+    )
+    table = serving_table(cells).set_index("engine")
+    assert list(table["J/output token"]) == ["0.173", "-"]

@@ -116,6 +116,15 @@ def test_mfu_is_shown_where_the_device_has_a_peak_and_dropped_where_none_has():
     assert not [c for c in table.columns if "MFU" in c] and "MFU" not in note
 
 
+def test_joules_per_token_are_shown_where_a_counter_was_read_and_dropped_elsewhere():
+    metrics = {"tokens_per_s": 5.0e3, "batch_size": 1, "joules_per_token": 0.04567}
+    table, note = training_table(cells_frame([record("baseline", "1", "ok", metrics)]), "pretrain")
+    assert table.iloc[0]["b=1 J/token"] == "0.0457" and "J/token:" in note
+    cpu = {"tokens_per_s": 5.0e3, "batch_size": 1, "joules_per_token": None}
+    table, note = training_table(cells_frame([record("baseline", "1", "ok", cpu)]), "pretrain")
+    assert "b=1 J/token" not in table.columns and "J/token" not in note
+
+
 def test_the_13b_over_7b_ratio_pairs_configurations_measured_on_both():
     records = []
     for model, speed in [("llama2-7b", 1000.0), ("llama2-13b", 700.0)]:

@@ -9,8 +9,9 @@ import pandas as pd
 STATUS_LABELS = {"oom": "OOM", "infeasible": "n/a", "error": "error"}
 
 
-def shown(row: pd.Series | None, value, percent: bool = False) -> str:
-    """A table cell: the value, or why there is none (OOM, n/a, error), never a blank."""
+def shown(row: pd.Series | None, value, percent: bool = False, significant: int = 0) -> str:
+    """A table cell: the value, or why there is none (OOM, n/a, error), never a blank.
+    `significant` digits for small quantities (joules per token)."""
     if row is None:
         return "not run"
     if row["status"] != "ok":
@@ -19,6 +20,8 @@ def shown(row: pd.Series | None, value, percent: bool = False) -> str:
         return "-"
     if percent:
         return f"{100 * value:.1f}%"
+    if significant:
+        return f"{value:.{significant}g}"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
 
 

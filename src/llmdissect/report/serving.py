@@ -23,7 +23,10 @@ SERVING_COLUMNS = {
     "ITL p99 (ms)": "itl_p99_ms",
     "E2E median (ms)": "e2e_median_ms",
     "E2E p99 (ms)": "e2e_p99_ms",
+    "J/output token": "joules_per_output_token",
 }
+# columns shown only where some record has them (an energy counter: GPUs)
+OPTIONAL_SERVING_COLUMNS = ("J/output token",)
 
 
 def serving_table(cells: pd.DataFrame) -> pd.DataFrame:
@@ -52,9 +55,15 @@ def serving_table(cells: pd.DataFrame) -> pd.DataFrame:
             value = row.get(metric)
             out[label] = f"{value:.0f}" if ran and pd.notna(value) else "-"
         for label, metric in SERVING_COLUMNS.items():
-            out[label] = shown(row, row.get(metric))
+            out[label] = shown(row, row.get(metric), significant=3 if "J/" in label else 0)
         rows.append(out)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    empty = [
+        label
+        for label in OPTIONAL_SERVING_COLUMNS
+        if label in table and not table[label].str.contains(r"\d", regex=True).any()
+    ]
+    return table.drop(columns=empty)
 
 
 LATENCY_LABELS = {

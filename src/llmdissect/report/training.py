@@ -50,18 +50,29 @@ def training_table(
             row[f"{label} tokens/s"] = shown(group_row, group_row.get("tokens_per_s"))
             row[f"{label} memory (GB)"] = shown(group_row, memory)
             row[f"{label} MFU"] = shown(group_row, group_row.get("mfu"), percent=True)
+            row[f"{label} J/token"] = shown(group_row, group_row.get("joules_per_token"), significant=3)
         rows.append(row)
     table = pd.DataFrame(rows)
-    # MFU needs a peak FLOP/s for the device; where no cell has one (CPUs), drop the column
-    without_mfu = [
-        c for c in table.columns if c.endswith(" MFU") and not table[c].str.endswith("%").any()
-    ]
-    table = table.drop(columns=without_mfu)
+    # MFU needs a peak FLOP/s for the device, J/token an energy counter; where no cell has
+    # one (CPUs), the column goes
+    table = table.drop(columns=columns_without_numbers(table, (" MFU", " J/token")))
     kinds = " / ".join(sorted(k for k in memory_kinds if k))
     note = f"tokens/s over all GPUs, padding excluded; memory: peak {kinds} per process, GB"
     if any(c.endswith(" MFU") for c in table.columns):
         note += "; MFU: model FLOP/s over the GPUs' peak dense bf16 FLOP/s"
+    if any(c.endswith(" J/token") for c in table.columns):
+        note += "; J/token: the devices' energy counters over the measured steps, per token"
     return table, note
+
+
+def columns_without_numbers(table: pd.DataFrame, suffixes: tuple[str, ...]) -> list[str]:
+    """Columns of the given kinds where no row holds a number (only '-', OOM, n/a ...)."""
+    return [
+        column
+        for column in table.columns
+        if column.endswith(suffixes)
+        and not table[column].str.contains(r"\d", regex=True).any()
+    ]
 
 
 def scaling_table(cells: pd.DataFrame, stage: str) -> pd.DataFrame:

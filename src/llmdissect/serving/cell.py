@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..cells import ServingCell
 from ..data import word
+from ..energy import EnergyWindow
 from ..environment import collect_manifest
 from ..models import ModelShape, param_count
 from ..oom import OOM_MARKERS
@@ -137,13 +138,17 @@ def run_serving_cell(
             with server:
                 log(f"{cell.key}: engine healthy after {server.startup_s:.1f} s")
                 warm_up(launch.endpoint, prompts, timeouts)
+                # the engine's GPUs (the cell's); on a CPU machine the packages' counters
+                energy = EnergyWindow("cuda" if device_memory_gb else "cpu").start()
                 traces = asyncio.run(
                     run_load(
                         launch.endpoint, prompts, max_tokens, arrivals, word, timeouts,
                         progress=progress_printer(log),
                     )
                 )  # fmt: skip
+                energy.stop()
                 metrics = {"startup_s": server.startup_s, **serving_metrics(traces)}
+                metrics.update(serving_energy(energy, traces))
         except Exception as error:  # whatever failed, the cell ends as a record with its reason
             # the root cause (a CUDA OOM in a worker) can sit far above the log's last lines
             status = failure_status(f"{error}\n{server.log_text()}")
@@ -168,6 +173,17 @@ def run_serving_cell(
     summary = f"{metrics.get('output_tokens_per_s', 0):.1f} output tokens/s" if metrics else ""
     log(f"{cell.key}: {status} " + "; ".join(part for part in (summary, reason) if part))
     return record
+
+
+def serving_energy(energy: EnergyWindow, traces: list[RequestTrace]) -> dict:
+    """Energy over the load (first send to last answer): per token of prompt and output, and
+    per output token, of the completed requests."""
+    ok = [t for t in traces if t.ok]
+    output = sum(t.output_tokens for t in ok)
+    metrics = energy.metrics(output + sum(t.prompt_tokens for t in ok))
+    joules = metrics["energy_j"]
+    metrics["joules_per_output_token"] = round(joules / output, 6) if joules and output else None
+    return metrics
 
 
 def progress_printer(log):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..energy import EnergyWindow
 from ..hardware import synchronize
 from .frameworks.base import Trainer
 from .memory import device_used_gb, reset_peaks
@@ -48,13 +49,17 @@ def run_steps(
     device: str,
     warmup_steps: int,
     measured_steps: int,
-) -> tuple[list[StepRecord], float | None]:
-    """Returns every step and the highest device-level memory seen after a step (GPUs only)."""
+) -> tuple[list[StepRecord], float | None, EnergyWindow]:
+    """Returns every step, the highest device-level memory seen after a step (GPUs only) and
+    the energy of the measured steps."""
     steps: list[StepRecord] = []
     device_peak = None
+    energy = EnergyWindow(device)
     for index in range(warmup_steps + measured_steps):
         if index == warmup_steps:
             reset_peaks(device)
+            synchronize(device)
+            energy.start()
         ids, mask, labels, tokens = next(batches)
         loss, elapsed_ms = timed_step(trainer, ids, mask, labels, device)
         tokens, padded = global_token_counts(tokens, ids.numel(), device, trainer)
@@ -65,7 +70,7 @@ def run_steps(
         used = device_used_gb(device)
         if used is not None:
             device_peak = max(device_peak or 0.0, used)
-    return steps, device_peak
+    return steps, device_peak, energy.stop()
 
 
 def timed_step(trainer: Trainer, ids, mask, labels, device: str) -> tuple[float, float]:

@@ -67,7 +67,7 @@ def measure(spec: TrainSpec, steps_path: Path | None, rank: int) -> dict:
         data_rank = rank if trainer.data_parallel_rank is None else trainer.data_parallel_rank
         data_size = trainer.data_parallel_size or spec.world_size
         batches = padded_batches(samples, spec.batch_size, data_rank, data_size)
-        steps, device_peak = run_steps(
+        steps, device_peak, energy = run_steps(
             trainer, batches, device, spec.warmup_steps, spec.measured_steps
         )
         profiled = profile_if_asked(spec, trainer, batches, device, rank)
@@ -96,6 +96,7 @@ def measure(spec: TrainSpec, steps_path: Path | None, rank: int) -> dict:
         trainable_matmul_params=counts.get("matmul_params_trainable"),
     )
     metrics.update(peak_memory(device, device_peak))
+    metrics.update(energy.metrics(sum(s.tokens for s in steps if not s.warmup)))
     metrics.update(counts)
     metrics["batch_size"] = spec.batch_size
     metrics["global_batch_size"] = spec.batch_size * data_size
