@@ -75,7 +75,13 @@ def test_mig_slices_have_no_counter_of_their_own():
 
 @pytest.mark.parametrize(
     "value, expected",
-    [(None, None), ("", []), ("0", ["0"]), ("2, 3", ["2", "3"]), ("GPU-ab,GPU-cd", ["GPU-ab", "GPU-cd"])],
+    [
+        (None, None),
+        ("", []),
+        ("0", ["0"]),
+        ("2, 3", ["2", "3"]),
+        ("GPU-ab,GPU-cd", ["GPU-ab", "GPU-cd"]),
+    ],
 )
 def test_visible_gpus_follow_cuda_visible_devices(value, expected):
     env = {} if value is None else {"CUDA_VISIBLE_DEVICES": value}

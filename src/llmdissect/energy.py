@@ -63,7 +63,9 @@ class NvmlCounter:
         # when CUDA_DEVICE_ORDER=PCI_BUS_ID, as SLURM and most launchers set
         handle = ctypes.c_void_p()
         if gpu.isdigit():
-            self.call("nvmlDeviceGetHandleByIndex_v2", ctypes.c_uint(int(gpu)), ctypes.byref(handle))
+            self.call(
+                "nvmlDeviceGetHandleByIndex_v2", ctypes.c_uint(int(gpu)), ctypes.byref(handle)
+            )
         elif gpu.startswith("MIG-"):
             raise CounterUnavailable(f"{gpu} is a MIG slice: NVML counts energy per whole GPU")
         else:

@@ -50,7 +50,9 @@ def training_table(
             row[f"{label} tokens/s"] = shown(group_row, group_row.get("tokens_per_s"))
             row[f"{label} memory (GB)"] = shown(group_row, memory)
             row[f"{label} MFU"] = shown(group_row, group_row.get("mfu"), percent=True)
-            row[f"{label} J/token"] = shown(group_row, group_row.get("joules_per_token"), significant=3)
+            row[f"{label} J/token"] = shown(
+                group_row, group_row.get("joules_per_token"), significant=3
+            )
         rows.append(row)
     table = pd.DataFrame(rows)
     # MFU needs a peak FLOP/s for the device, J/token an energy counter; where no cell has
@@ -70,8 +72,7 @@ def columns_without_numbers(table: pd.DataFrame, suffixes: tuple[str, ...]) -> l
     return [
         column
         for column in table.columns
-        if column.endswith(suffixes)
-        and not table[column].str.contains(r"\d", regex=True).any()
+        if column.endswith(suffixes) and not table[column].str.contains(r"\d", regex=True).any()
     ]
 
 
