@@ -1,4 +1,5 @@
-"""Peak dense bf16 tensor throughput per GPU model, for MFU and HFU (vendor datasheets)."""
+"""What a GPU model can do at most (vendor datasheets): dense bf16 FLOP/s for MFU and HFU, memory
+bandwidth for MBU."""
 
 from __future__ import annotations
 
@@ -12,6 +13,32 @@ PEAK_BF16_TFLOPS = {
     "RTX 4090": 165.2,
     "RTX 3090": 71.0,
 }
+
+
+# HBM bandwidth per GPU model, GB/s (vendor datasheets), for decode bandwidth use (MBU)
+MEMORY_BANDWIDTH_GBS = {
+    "H200": 4800.0,
+    "H100 NVL": 3900.0,
+    "H100 SXM": 3350.0,
+    "H100 80GB HBM3": 3350.0,
+    "H100 PCIe": 2000.0,
+    "H100": 3350.0,
+    "A100 SXM4 80GB": 2039.0,
+    "A100 80GB PCIe": 1935.0,
+    "A100": 1555.0,
+    "A800": 2039.0,
+    "RTX 4090": 1008.0,
+    "RTX 3090": 936.0,
+}
+
+
+def memory_bandwidth_gbs(device_name: str | None) -> float | None:
+    """The most specific table entry whose name appears in the device name, or None."""
+    if not device_name:
+        return None
+    name = device_name.upper().replace("-", " ")
+    matches = [key for key in MEMORY_BANDWIDTH_GBS if key.upper() in name]
+    return MEMORY_BANDWIDTH_GBS[max(matches, key=len)] if matches else None
 
 
 def peak_tflops(device_name: str | None) -> float | None:

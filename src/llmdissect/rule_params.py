@@ -16,8 +16,8 @@ from .models import shape_from_config
 RUN_POLICY_KEYS = ("probe_timeout_s", "probe_retries")
 ENGINE_POLICY_KEYS = ("startup_timeout_s",)
 WORKLOAD_POLICY_KEYS = ("request_timeout_s", "idle_timeout_s", "max_failed_share")
-# where a cell runs and how it is described: neither changes a measurement
-PLATFORM_LABELS = ("description",)
+# platform keys that describe it or that only the report reads: editing them re-measures nothing
+PLATFORM_LABELS = ("description", "memory_bandwidth_gbs", "price_per_gpu_hour", "price_per_hour")
 
 
 def canonical(value):
@@ -36,6 +36,14 @@ def model_shape(config: dict, model: str) -> dict:
 def platform_measured(config: dict, platform: str) -> dict:
     settings = config["platforms"][platform]
     return canonical({k: v for k, v in settings.items() if k not in PLATFORM_LABELS})
+
+
+def platform_rates(config: dict) -> dict:
+    """Per platform, the report's own numbers: memory bandwidth and prices (none re-measures)."""
+    return {
+        name: {key: settings[key] for key in PLATFORM_LABELS[1:] if key in settings}
+        for name, settings in config["platforms"].items()
+    }
 
 
 def training_samples_params(config: dict, model: str) -> dict:

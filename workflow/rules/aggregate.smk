@@ -19,6 +19,8 @@ rule tidy_results:
         platforms="results/tidy/platforms.csv",
         requests="results/tidy/serving_requests.parquet",
         top_operators="results/tidy/top_operators.parquet",
+    params:
+        rates=platform_rates(config),
     log:
         "results/logs/aggregate/tidy_results.log",
     conda:

@@ -30,6 +30,7 @@ from llmdissect.placement import cell_gpus, cell_thread_count
 from llmdissect.rule_params import (
     ladder_measurement,
     model_shape,
+    platform_rates,
     profile_measurement,
     serving_measurement,
     serving_prompts_params,

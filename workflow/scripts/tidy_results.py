@@ -14,7 +14,7 @@ with logged(snakemake.log[0]):
     tidy = tidy_frame(records)
     tidy.to_parquet(snakemake.output.metrics, index=False)
     tidy.to_csv(snakemake.output.metrics_csv, index=False)
-    cells_frame(records).to_parquet(snakemake.output.cells, index=False)
+    cells_frame(records, snakemake.params.rates).to_parquet(snakemake.output.cells, index=False)
     hardware_table(records).to_csv(snakemake.output.platforms, index=False)
     serving_requests_frame(paths).to_parquet(snakemake.output.requests, index=False)
     top_operators_frame(records).to_parquet(snakemake.output.top_operators, index=False)

@@ -42,12 +42,12 @@ def draw_figure(figure: Figure, frames: dict[str, pd.DataFrame], png: Path, pdf:
     figure.draw(*(frames[name] for name in figure.inputs), png=png, pdf=pdf)
 
 
-def render_folder(record_dirs: list[Path], out: Path) -> int:
+def render_folder(record_dirs: list[Path], out: Path, rates: dict | None = None) -> int:
     paths = find_records(record_dirs)
     if not paths:
         raise SystemExit(f"no result records under {', '.join(map(str, record_dirs))}")
     records = load_records(paths)
-    cells = cells_frame(records)
+    cells = cells_frame(records, rates)
     serving = (cells["stage"] == "serve").any()
     frames = {
         "cells": cells,
@@ -66,6 +66,18 @@ def render_folder(record_dirs: list[Path], out: Path) -> int:
     return len(records)
 
 
+def config_rates(path: Path) -> dict:
+    """The platforms' report-only numbers (prices, bandwidth) of a study config file."""
+    import yaml
+
+    from ..rule_params import platform_rates
+
+    config = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(config.get("platforms"), dict):
+        raise SystemExit(f"{path}: no `platforms` mapping to read prices and bandwidths from")
+    return platform_rates(config)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m llmdissect.render",
@@ -73,11 +85,17 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("records", nargs="+", type=Path, help="folders holding record JSON")
     parser.add_argument("--out", type=Path, required=True, help="writes tables/ and figures/ here")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="a study config: its platforms' prices and memory bandwidths add cost and MBU",
+    )
     args = parser.parse_args(argv)
-    missing = [str(p) for p in args.records if not p.is_dir()]
+    missing = [str(p) for p in [*args.records, args.config] if p and not p.exists()]
     if missing:
-        parser.error(f"not a folder: {', '.join(missing)}")
-    count = render_folder(args.records, args.out)
+        parser.error(f"not found: {', '.join(missing)}")
+    rates = config_rates(args.config) if args.config else None
+    count = render_folder(args.records, args.out, rates)
     print(f"{count} records -> {args.out}/tables, {args.out}/figures")
     return 0
 

@@ -24,9 +24,12 @@ SERVING_COLUMNS = {
     "E2E median (ms)": "e2e_median_ms",
     "E2E p99 (ms)": "e2e_p99_ms",
     "J/output token": "joules_per_output_token",
+    "MBU": "mbu",
+    "USD/M output tokens": "usd_per_m_tokens",
 }
-# columns shown only where some record has them (an energy counter: GPUs)
-OPTIONAL_SERVING_COLUMNS = ("J/output token",)
+# columns shown only where some record has them (an energy counter, a GPU, a platform price)
+OPTIONAL_SERVING_COLUMNS = ("J/output token", "MBU", "USD/M output tokens")
+PRECISE_SERVING_COLUMNS = ("J/output token", "USD/M output tokens")
 
 
 def serving_table(cells: pd.DataFrame) -> pd.DataFrame:
@@ -55,7 +58,8 @@ def serving_table(cells: pd.DataFrame) -> pd.DataFrame:
             value = row.get(metric)
             out[label] = f"{value:.0f}" if ran and pd.notna(value) else "-"
         for label, metric in SERVING_COLUMNS.items():
-            out[label] = shown(row, row.get(metric), significant=3 if "J/" in label else 0)
+            precise = 3 if label in PRECISE_SERVING_COLUMNS else 0
+            out[label] = shown(row, row.get(metric), percent=label == "MBU", significant=precise)
         rows.append(out)
     table = pd.DataFrame(rows)
     empty = [

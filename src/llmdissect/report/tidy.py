@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..hardware import memory_bandwidth_gbs
 from ..records import read_record
+from ..serving.bandwidth import decode_bandwidth
 
 CELL_FIELDS = ["stage", "platform", "model", "framework", "method", "world_size", "batch"]
 CELL_COLUMNS = ["key", *CELL_FIELDS, "status", "reason"]
@@ -55,8 +57,10 @@ def tidy_frame(records: list[dict]) -> pd.DataFrame:
     return frame.sort_values(["key", "metric"], na_position="first").reset_index(drop=True)
 
 
-def cells_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per cell: its key fields, status and every numeric metric as a column."""
+def cells_frame(records: list[dict], rates: dict | None = None) -> pd.DataFrame:
+    """One row per cell: its key fields, status and every numeric metric as a column, plus what
+    the report derives: decode bandwidth use of serving cells, cost per million tokens where the
+    platform has a price (`rates`: per platform, the config's bandwidth and price keys)."""
     rows = []
     for record in records:
         row = cell_row(record)
@@ -73,12 +77,32 @@ def cells_frame(records: list[dict]) -> pd.DataFrame:
         row["gpu"] = gpu_label(record["environment"])
         row.update(what_ran(record.get("settings") or {}))
         row["ladder_rung"] = (record.get("settings") or {}).get("ladder_rung")
+        row.update(derived_metrics(record, row, (rates or {}).get(row["platform"]) or {}))
         rows.append(row)
     if not rows:
         columns = ["batch_size", "search_hit_limit", "gpu", "attention_kernel", "optimizer"]
         return pd.DataFrame(columns=[*CELL_COLUMNS, *columns, "compile_mode", "ladder_rung"])
     frame = pd.DataFrame(rows)
     return frame.sort_values("key", key=lambda keys: keys.map(natural_order)).reset_index(drop=True)
+
+
+def derived_metrics(record: dict, row: dict, rates: dict) -> dict:
+    """MBU for serving cells; USD per million tokens (trained, or served output) where priced."""
+    derived = {}
+    if row["stage"] == "serve":
+        gpus = (record["environment"].get("accelerators") or {}).get("gpus") or []
+        bandwidth = rates.get("memory_bandwidth_gbs") or (
+            memory_bandwidth_gbs(gpus[0]["name"]) if gpus else None
+        )
+        derived.update(decode_bandwidth(record, bandwidth))
+    speed = row.get("output_tokens_per_s" if row["stage"] == "serve" else "tokens_per_s")
+    if "price_per_gpu_hour" in rates:
+        hourly = rates["price_per_gpu_hour"] * row["world_size"]
+    else:
+        hourly = rates.get("price_per_hour")
+    if hourly is not None and speed and record["status"] == "ok":
+        derived["usd_per_m_tokens"] = round(hourly / 3600 / speed * 1e6, 4)
+    return derived
 
 
 TOP_OPERATOR_COLUMNS = ["name", "category", "ms_per_step", "calls_per_step", "share"]

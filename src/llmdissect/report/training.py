@@ -53,17 +53,23 @@ def training_table(
             row[f"{label} J/token"] = shown(
                 group_row, group_row.get("joules_per_token"), significant=3
             )
+            row[f"{label} USD/M tokens"] = shown(
+                group_row, group_row.get("usd_per_m_tokens"), significant=3
+            )
         rows.append(row)
     table = pd.DataFrame(rows)
-    # MFU needs a peak FLOP/s for the device, J/token an energy counter; where no cell has
-    # one (CPUs), the column goes
-    table = table.drop(columns=columns_without_numbers(table, (" MFU", " J/token")))
+    # MFU needs a peak FLOP/s for the device, J/token an energy counter, cost a platform price:
+    # where no cell has one, the column goes
+    optional = (" MFU", " J/token", " USD/M tokens")
+    table = table.drop(columns=columns_without_numbers(table, optional))
     kinds = " / ".join(sorted(k for k in memory_kinds if k))
     note = f"tokens/s over all GPUs, padding excluded; memory: peak {kinds} per process, GB"
     if any(c.endswith(" MFU") for c in table.columns):
         note += "; MFU: model FLOP/s over the GPUs' peak dense bf16 FLOP/s"
     if any(c.endswith(" J/token") for c in table.columns):
         note += "; J/token: the devices' energy counters over the measured steps, per token"
+    if any(c.endswith(" USD/M tokens") for c in table.columns):
+        note += "; USD/M tokens: the platform's price for the cell's GPUs (or machine) per hour"
     return table, note
 
 
