@@ -195,7 +195,7 @@ def test_nothing_listening_is_a_connection_failure():
     assert load_outcome(traces, 1.0, "torch.OutOfMemoryError: CUDA out of memory")[0] == "oom"
 
 
-def serve_cell(tmp_path, flags, idle_timeout_s=30.0):
+def serve_cell(tmp_path, flags, idle_timeout_s=30.0, **workload_keys):
     """A whole serving cell (warm-up, burst, record) on the synthetic server as a command."""
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt_token_ids": PROMPT}) + "\n" for _ in range(8)))
@@ -214,6 +214,7 @@ def serve_cell(tmp_path, flags, idle_timeout_s=30.0):
         "request_timeout_s": 30.0,
         "idle_timeout_s": idle_timeout_s,
         "max_failed_share": 0.05,
+        **workload_keys,
     }
     return run_serving_cell(
         ServingCell("cpu", "tiny", "synthetic", "burst", 1),

@@ -218,13 +218,29 @@ def serve_problems(section: dict, config: dict) -> list[str]:
                 f"config key engines.{name}.{needed}: required for kind {engine['kind']}"
             )
     for name, workload in section["workloads"].items():
-        needed = {"poisson": "rate", "concurrency": "concurrency"}.get(workload["arrivals"])
-        if needed and needed not in workload:
-            problems.append(
-                f"config key serve.workloads.{name}.{needed}: "
-                f"required for {workload['arrivals']} arrivals"
-            )
+        problems += workload_problems(f"serve.workloads.{name}", workload)
     return problems
+
+
+def workload_problems(where: str, workload: dict) -> list[str]:
+    arrivals = workload["arrivals"]
+    needed = {"poisson": "rate", "concurrency": "concurrency"}.get(arrivals)
+    if "sweep" in workload:
+        if not needed:
+            return [f"config key {where}.sweep: a sweep needs poisson or concurrency arrivals"]
+        levels = workload["sweep"]
+        if arrivals == "concurrency" and any(level != int(level) for level in levels):
+            return [f"config key {where}.sweep: concurrency levels are whole numbers: {levels}"]
+        if needed in workload:
+            return [
+                f"config key {where}.{needed}: a sweep sets it per level; remove one of the two"
+            ]
+        return []
+    if "prompts_per_level" in workload:
+        return [f"config key {where}.prompts_per_level: only a sweep has levels"]
+    if needed and needed not in workload:
+        return [f"config key {where}.{needed}: required for {arrivals} arrivals"]
+    return []
 
 
 def profile_problems(section: dict, config: dict) -> list[str]:

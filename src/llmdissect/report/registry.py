@@ -20,7 +20,13 @@ from .profiling import (
     recompute_table,
     top_operator_table,
 )
-from .serving import percentile_figure, request_latency_figure, serving_table, throughput_figure
+from .serving import (
+    percentile_figure,
+    request_latency_figure,
+    serving_table,
+    sweep_figure,
+    throughput_figure,
+)
 from .training import (
     method_tradeoff_figure,
     scaling_table,
@@ -257,6 +263,14 @@ FIGURES = [
         percentile_figure,
         ("serve",),
         "fig10_latency_percentiles.rst",
+    ),
+    Figure(
+        "serving_sweep",
+        "Load sweep: throughput against TTFT and TPOT per engine (beyond the study)",
+        "beyond the study",
+        sweep_figure,
+        ("serve",),
+        "serving_sweep.rst",
     ),
     Figure(
         "fig5_idle_share",

@@ -86,7 +86,11 @@ def serving_label(row) -> str:
 
 
 def serving_cells(cells: pd.DataFrame) -> pd.DataFrame:
-    cells = cells[cells["stage"] == "serve"].copy()
+    """Serving cells of single loads (a sweep's levels have a figure of their own)."""
+    cells = cells[cells["stage"] == "serve"]
+    if "sweep_level" in cells:
+        cells = cells[cells["sweep_level"].isna()]
+    cells = cells.copy()
     cells["config"] = [serving_label(row) for _, row in cells.iterrows()]
     return cells
 
@@ -180,3 +184,42 @@ def request_latency_figure(requests: pd.DataFrame, metric: str, png: Path, pdf: 
     requests = requests.copy()
     requests["config"] = [serving_label(row) for _, row in requests.iterrows()]
     return latency_cdf_figure(requests, metric, png, pdf)
+
+
+SWEEP_PANELS = [
+    ("ttft_median_ms", "ttft_p99_ms", "time to first token (ms)"),
+    ("tpot_median_ms", "tpot_p99_ms", "time per output token (ms)"),
+]
+
+
+def sweep_figure(cells: pd.DataFrame, png: Path, pdf: Path) -> None:
+    """Beyond the study: output throughput against latency over a load sweep, one line per
+    platform x model x engine (solid: median, dashed: p99), each point labelled with its level."""
+    if "sweep_level" not in cells:
+        return empty_figure("no load sweep measured", png, pdf)
+    cells = cells[(cells["stage"] == "serve") & cells["sweep_level"].notna()]
+    cells = cells[cells["status"] == "ok"].copy()
+    if cells.empty:
+        return empty_figure("no load sweep measured", png, pdf)
+    cells["workload"] = cells["method"].str.split("@").str[0]
+    figure, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(12, 4.5))
+    keys = ["platform", "model", "framework", "workload"]
+    for index, (names, group) in enumerate(cells.groupby(keys, sort=False)):
+        group = group.sort_values("sweep_level")
+        label = " / ".join(str(n) for n in names)
+        for axis, (median, p99, _) in zip(axes, SWEEP_PANELS, strict=True):
+            x = group["output_tokens_per_s"]
+            axis.plot(x, group[median], "o-", color=f"C{index}", label=f"{label} median")
+            axis.plot(x, group[p99], "s--", color=f"C{index}", alpha=0.6, label=f"{label} p99")
+            for level, xi, yi in zip(group["sweep_level"], x, group[median], strict=True):
+                axis.annotate(f"{level:g}", (xi, yi), fontsize=6, xytext=(3, -8),
+                              textcoords="offset points")  # fmt: skip
+    for axis, (_, _, ylabel) in zip(axes, SWEEP_PANELS, strict=True):
+        axis.set_xlabel("output tokens/s")
+        axis.set_ylabel(ylabel)
+        axis.set_yscale("log")
+        axis.grid(alpha=0.3, which="both")
+    axes[-1].legend(fontsize=7)
+    figure.suptitle("Load sweep: throughput against latency (points: rate or concurrency)")
+    figure.tight_layout()
+    save(figure, png, pdf)

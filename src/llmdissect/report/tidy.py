@@ -35,6 +35,26 @@ def load_records(paths: list[Path]) -> list[dict]:
     return list(records.values())
 
 
+def per_level(records: list[dict]) -> list[dict]:
+    """A load sweep's record as one record per level (key and method `<name>@<level>`, the
+    level's metrics beside the engine's start time); other records as they are."""
+    expanded = []
+    for record in records:
+        levels = (record.get("metrics") or {}).get("levels")
+        if not levels:
+            expanded.append(record)
+            continue
+        for part in levels:
+            level = part["level"]
+            metrics = {k: v for k, v in record["metrics"].items() if k != "levels"}
+            metrics.update({k: v for k, v in part.items() if k != "level"}, sweep_level=level)
+            cell = dict(record["cell"], method=f"{record['cell']['method']}@{level:g}")
+            expanded.append(
+                dict(record, key=f"{record['key']}@{level:g}", cell=cell, metrics=metrics)
+            )
+    return expanded
+
+
 def cell_row(record: dict) -> dict:
     cell = record["cell"]
     row = {name: cell.get(name) for name in CELL_FIELDS}
@@ -45,7 +65,7 @@ def cell_row(record: dict) -> dict:
 
 def tidy_frame(records: list[dict]) -> pd.DataFrame:
     rows = []
-    for record in records:
+    for record in per_level(records):
         base = cell_row(record)
         metrics = record["metrics"] or {}
         if not metrics:
@@ -62,7 +82,7 @@ def cells_frame(records: list[dict], rates: dict | None = None) -> pd.DataFrame:
     the report derives: decode bandwidth use of serving cells, cost per million tokens where the
     platform has a price (`rates`: per platform, the config's bandwidth and price keys)."""
     rows = []
-    for record in records:
+    for record in per_level(records):
         row = cell_row(record)
         row["batch_size"] = (record["metrics"] or {}).get("batch_size")
         search = (record.get("settings") or {}).get("batch_search") or {}
@@ -157,6 +177,8 @@ def serving_requests_frame(record_paths: list[Path]) -> pd.DataFrame:
         trace_path = trace_path_of(Path(path))
         if record["cell"]["stage"] != "serve" or record["status"] != "ok" or not trace_path:
             continue
+        if (record["metrics"] or {}).get("levels"):
+            continue  # a sweep's requests are drawn by level in the sweep figure, not Figs. 7-9
         rows = pd.DataFrame(request_rows(read_traces(trace_path)))
         for name, value in cell_row(record).items():
             rows[name] = value

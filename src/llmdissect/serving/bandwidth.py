@@ -5,7 +5,8 @@ Each decode step reads the weights once for every sequence in the batch, and eac
 KV cache. A sequence gets one step per TPOT, so the weights are read 1 / TPOT times a second;
 every output token reads its sequence's cache, on average prompt + half the output long:
 
-    bytes/s = weight bytes (less the input embedding) / TPOT median + KV bytes per token x mean context x output tokens/s
+    bytes/s = weight bytes (less the input embedding) / TPOT median
+              + KV bytes per token x mean context x output tokens/s
     MBU     = bytes/s / (GPUs x memory bandwidth per GPU)
 
 An estimate from the served traces (TPOT includes the prefills that interleave with decoding),

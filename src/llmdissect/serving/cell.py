@@ -109,13 +109,6 @@ def run_serving_cell(
     started_at, started = now_iso(), time.monotonic()
     prompts = read_prompts(prompts_path)
     max_tokens = workload["max_new_tokens"]
-    mode = workload["arrivals"]
-    arrivals = Arrivals(
-        mode,
-        workload.get("rate") if mode == "poisson" else None,
-        workload.get("concurrency") if mode == "concurrency" else None,
-        workload["seed"],
-    )
     timeouts = Timeouts(workload["request_timeout_s"], workload["idle_timeout_s"])
     launch = engine_launch(template, cell.model, model_dir, len(prompts[0]) + max_tokens)
     server = EngineServer(launch, server_log, template["startup_timeout_s"])
@@ -139,16 +132,31 @@ def run_serving_cell(
                 log(f"{cell.key}: engine healthy after {server.startup_s:.1f} s")
                 warm_up(launch.endpoint, prompts, timeouts)
                 # the engine's GPUs (the cell's); on a CPU machine the packages' counters
-                energy = EnergyWindow("cuda" if device_memory_gb else "cpu").start()
-                traces = asyncio.run(
-                    run_load(
-                        launch.endpoint, prompts, max_tokens, arrivals, word, timeouts,
-                        progress=progress_printer(log),
-                    )
-                )  # fmt: skip
-                energy.stop()
-                metrics = {"startup_s": server.startup_s, **serving_metrics(traces)}
-                metrics.update(serving_energy(energy, traces))
+                device = "cuda" if device_memory_gb else "cpu"
+                traces, metrics = [], {"startup_s": server.startup_s}
+                levels = []
+                for level, arrivals, sent in load_levels(workload, prompts):
+                    if level is not None:
+                        log(f"{cell.key}: level {level:g} ({len(sent)} prompts)")
+                    energy = EnergyWindow(device).start()
+                    level_traces = asyncio.run(
+                        run_load(
+                            launch.endpoint, sent, max_tokens, arrivals, word, timeouts,
+                            progress=progress_printer(log),
+                        )
+                    )  # fmt: skip
+                    energy.stop()
+                    level_metrics = {**serving_metrics(level_traces)}
+                    level_metrics.update(serving_energy(energy, level_traces))
+                    for trace in level_traces:
+                        trace.level = level
+                    traces += level_traces
+                    levels.append({"level": level, **level_metrics})
+                if "sweep" in workload:
+                    metrics["levels"] = levels
+                else:
+                    metrics.update(levels[0])
+                    del metrics["level"]
         except Exception as error:  # whatever failed, the cell ends as a record with its reason
             # the root cause (a CUDA OOM in a worker) can sit far above the log's last lines
             status = failure_status(f"{error}\n{server.log_text()}")
@@ -170,9 +178,34 @@ def run_serving_cell(
         started_monotonic=started,
     )
     write_json_atomic(record_path, record)
-    summary = f"{metrics.get('output_tokens_per_s', 0):.1f} output tokens/s" if metrics else ""
+    summary = "; ".join(level_summary(part) for part in metrics.get("levels") or [metrics])
     log(f"{cell.key}: {status} " + "; ".join(part for part in (summary, reason) if part))
     return record
+
+
+def level_summary(metrics: dict) -> str:
+    if "output_tokens_per_s" not in metrics:
+        return ""
+    level = metrics.get("level")
+    prefix = "" if level is None else f"level {level:g}: "
+    return f"{prefix}{metrics['output_tokens_per_s']:.1f} output tokens/s"
+
+
+def load_levels(workload: dict, prompts: list[list[int]]):
+    """(level, arrivals, prompts) for each load the workload sends: one (level None) for a plain
+    workload, one per sweep level, each with `prompts_per_level` prompts."""
+    mode, seed = workload["arrivals"], workload["seed"]
+    if "sweep" not in workload:
+        rate = workload.get("rate") if mode == "poisson" else None
+        concurrency = workload.get("concurrency") if mode == "concurrency" else None
+        yield None, Arrivals(mode, rate, concurrency, seed), prompts
+        return
+    sent = prompts[: workload.get("prompts_per_level") or len(prompts)]
+    for level in workload["sweep"]:
+        if mode == "poisson":
+            yield level, Arrivals(mode, rate=level, seed=seed), sent
+        else:
+            yield level, Arrivals(mode, concurrency=int(level), seed=seed), sent
 
 
 def serving_energy(energy: EnergyWindow, traces: list[RequestTrace]) -> dict:

@@ -32,6 +32,7 @@ class RequestTrace:
     reported_tokens: int | None = None
     error: str | None = None  # what went wrong, in detail
     failure: str | None = None  # its kind (above); a failed request keeps its end in `finished`
+    level: float | None = None  # in a load sweep, the rate or concurrency it was sent at
 
     @property
     def ok(self) -> bool:
