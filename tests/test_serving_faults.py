@@ -195,7 +195,7 @@ def test_nothing_listening_is_a_connection_failure():
     assert load_outcome(traces, 1.0, "torch.OutOfMemoryError: CUDA out of memory")[0] == "oom"
 
 
-def serve_cell(tmp_path, flags, idle_timeout_s=30.0, **workload_keys):
+def serve_cell(tmp_path, flags, idle_timeout_s=30.0, template_keys=None, **workload_keys):
     """A whole serving cell (warm-up, burst, record) on the synthetic server as a command."""
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt_token_ids": PROMPT}) + "\n" for _ in range(8)))
@@ -206,6 +206,7 @@ def serve_cell(tmp_path, flags, idle_timeout_s=30.0, **workload_keys):
         "tensor_parallel_size": 1,
         "memory_fraction": 0.9,
         "startup_timeout_s": 60,
+        **(template_keys or {}),
     }
     workload = {
         "arrivals": "burst",

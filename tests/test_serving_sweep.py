@@ -51,3 +51,10 @@ def test_sweeps_that_cannot_run_are_refused_by_name(workload, problem):
 
 def test_a_poisson_sweep_is_accepted():
     assert workload_problems("w", {"arrivals": "poisson", "sweep": [0.5, 2]}) == []
+
+
+def test_a_command_engine_records_the_version_its_version_command_prints(tmp_path):
+    version = ["{python}", "-c", "print('warming up'); print('synthetic-engine 1.2.3')"]
+    record = serve_cell(tmp_path, [], template_keys={"version_command": version})
+    assert record["status"] == "ok", record["reason"]
+    assert record["settings"]["engine_version"] == "synthetic-engine 1.2.3"

@@ -119,7 +119,8 @@ def transformers_serve_launch(
 
 def command_launch(template: dict, model: str, model_dir: Path, max_model_len: int) -> Launch:
     """Any engine from a command template: {python} {port} {host} {model} {model_dir}
-    {max_model_len} {dtype} {tensor_parallel_size} {memory_fraction} are filled in."""
+    {max_model_len} {dtype} {tensor_parallel_size} {memory_fraction} are filled in (in its
+    version_command too, whose last line of output is the record's engine version)."""
     port = template.get("port") or free_port()
     values = {
         "python": engine_python(template), "port": port, "host": HOST, "model": model,
@@ -128,11 +129,13 @@ def command_launch(template: dict, model: str, model_dir: Path, max_model_len: i
         "memory_fraction": template["memory_fraction"],
     }  # fmt: skip
     base = f"http://{HOST}:{port}"
+    version = template.get("version_command")
     return Launch(
         command=[str(arg).format(**values) for arg in template["command"]],
         env={str(k): str(v) for k, v in (template.get("env") or {}).items()},
         health_url=base + template.get("health_path", "/health"),
         endpoint=endpoint_from(template, base, model),
+        version_probe=[str(arg).format(**values) for arg in version] if version else None,
     )
 
 
