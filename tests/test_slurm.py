@@ -254,7 +254,7 @@ def slurm_run(cluster, tmp_path_factory):
         # one SIGINT, to Snakemake alone (as Ctrl-C once): a second one would interrupt its
         # cancelling of the running jobs and the failure bookkeeping after it
         first.send_signal(signal.SIGINT)
-        first.wait(timeout=180)
+        first.wait(timeout=600)  # it cancels the running jobs first: slow on a busy machine
     finally:
         stop(first)
         remember_run_ids(workdir / "run0.log")

@@ -147,7 +147,11 @@ def test_tables_show_oom_cells_and_scaling(finished_run):
     scaling = pd.read_csv(tables / "fig4_scaling.csv")
     assert list(scaling["GPUs"]) == [1, 2]
     assert scaling["scaling efficiency"].iloc[0] == 1.0
-    assert 0 < scaling["scaling efficiency"].iloc[1] < 1.5
+    # two processes on two busy cores: the value is noise, its formula is not
+    two = [json.loads(p.read_text())["metrics"]["tokens_per_s"] for p in sorted(
+        (finished_run / "results/records/pretrain/cpu/micro/deepspeed/zero2").glob("w*/b2.json")
+    )]  # fmt: skip
+    assert scaling["scaling efficiency"].iloc[1] == pytest.approx(two[1] / (2 * two[0]), abs=1e-3)
     table9 = pd.read_csv(tables / "table9_finetune.csv", dtype=str)
     assert set(table9["method"]) == {"lora", "qlora", "zero2+lora"}
     assert not table9["b=1 tokens/s"].isin(["OOM", "error", "-"]).any()
