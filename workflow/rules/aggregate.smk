@@ -1,4 +1,5 @@
 from llmdissect.report import registry
+from llmdissect.report.coverage import in_paper_order
 
 # Every table of the registry, whatever stages run: an empty one says nothing was measured.
 TABLES = expand(
@@ -19,12 +20,12 @@ rule tidy_results:
         platforms="results/tidy/platforms.csv",
         requests="results/tidy/serving_requests.parquet",
         top_operators="results/tidy/top_operators.parquet",
-    params:
-        rates=platform_rates(config),
     log:
         "results/logs/aggregate/tidy_results.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        rates=platform_rates(config),
     script:
         "../scripts/tidy_results.py"
 
@@ -46,18 +47,38 @@ rule render_tables:
             for table in registry.TABLES
         },
         other_formats=[t for t in TABLES if not t.endswith(".csv")],
+        claims=report(
+            "results/claims.csv",
+            caption="../report/claims.rst",
+            category="Study verdicts",
+        ),
+        coverage=report(
+            "results/coverage.csv",
+            caption="../report/coverage.rst",
+            category="Study verdicts",
+        ),
+        pages=expand(
+            "results/{page}.{ext}", page=["claims", "coverage"], ext=["md", "tex"]
+        ),
     log:
         "results/logs/aggregate/render_tables.log",
     conda:
         "../../envs/pipeline.yaml"
+    params:
+        thresholds=config["claims"],
     script:
         "../scripts/render_tables.py"
 
 
 rule summary:
     input:
-        tables=[t for t in TABLES if t.endswith(".md")],
-        figures=lambda w: [f for f in FIGURES if f.endswith(".png")],
+        pages=["results/claims.md", "results/coverage.md"],
+        # in the paper's order, the items beyond the study after them
+        tables=[f"results/tables/{t.name}.md" for t in in_paper_order(registry.TABLES)],
+        figures=lambda w: [
+            f"results/figures/{f.name}.png"
+            for f in in_paper_order(registry.planned_figures(config))
+        ],
     output:
         "results/summary.md",
     log:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from llmdissect.report import registry
 
-# The registry's figures of the stages this config runs, in its order (the summary's).
+# The registry's figures of the stages this config runs (the summary shows them in the paper's order).
 FIGURES = expand(
     "results/figures/{figure}.{ext}",
     figure=[figure.name for figure in registry.planned_figures(config)],

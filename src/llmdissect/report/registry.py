@@ -29,6 +29,7 @@ from .serving import (
 )
 from .training import (
     method_tradeoff_figure,
+    scaling_figure,
     scaling_table,
     size_ratio_table,
     training_table,
@@ -197,6 +198,14 @@ TABLES = [
 ]
 
 FIGURES = [
+    Figure(
+        "fig4_scaling",
+        "Fig. 4: scaling efficiency against the number of GPUs",
+        "Fig. 4",
+        partial(scaling_figure, stage="pretrain"),
+        ("pretrain",),
+        "fig4_scaling.rst",
+    ),
     Figure(
         "pretrain_throughput",
         "pre-training throughput and memory per configuration",

@@ -95,12 +95,15 @@ def cells_frame(records: list[dict], rates: dict | None = None) -> pd.DataFrame:
             }
         )
         row["gpu"] = gpu_label(record["environment"])
+        accelerators = record["environment"].get("accelerators") or {}
+        row["interconnect"] = accelerators.get("interconnect") if accelerators.get("gpus") else None
         row.update(what_ran(record.get("settings") or {}))
         row["ladder_rung"] = (record.get("settings") or {}).get("ladder_rung")
         row.update(derived_metrics(record, row, (rates or {}).get(row["platform"]) or {}))
         rows.append(row)
     if not rows:
-        columns = ["batch_size", "search_hit_limit", "gpu", "attention_kernel", "optimizer"]
+        columns = ["batch_size", "search_hit_limit", "gpu", "interconnect", "attention_kernel",
+                   "optimizer"]  # fmt: skip
         return pd.DataFrame(columns=[*CELL_COLUMNS, *columns, "compile_mode", "ladder_rung"])
     frame = pd.DataFrame(rows)
     return frame.sort_values("key", key=lambda keys: keys.map(natural_order)).reset_index(drop=True)

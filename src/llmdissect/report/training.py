@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .format import shown
-from .plot import plt, save
+from .plot import empty_figure, plt, save
 
 
 def memory_metric(row: pd.Series) -> tuple[float | None, str]:
@@ -227,5 +227,35 @@ def method_tradeoff_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path
             if speeds.min() > 0 and speeds.max() / speeds.min() > 20:
                 axis.set_yscale("log")  # offloaded batch-1 cells sit far below batch-max ones
     figure.suptitle(f"{stage}: throughput against memory per method")
+    figure.tight_layout()
+    save(figure, png, pdf)
+
+
+def scaling_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path) -> None:
+    """Fig. 4: scaling efficiency against the number of GPUs (processes), one line per platform
+    x model x configuration, the interconnect the records name in the label; ideal = 1."""
+    table = scaling_table(cells, stage)
+    if table.empty:
+        return empty_figure("Fig. 4: no cell measured at several world sizes", png, pdf)
+    links = dict(zip(cells["platform"], cells["interconnect"], strict=True))
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    keys = ["platform", "model", "framework", "method", "batch per GPU"]
+    for index, (names, group) in enumerate(table.groupby(keys, sort=False)):
+        platform, model, framework, method, batch = names
+        link = links.get(platform)
+        label = f"{platform} ({link})" if isinstance(link, str) else platform
+        axis.plot(group["GPUs"], group["scaling efficiency"], "o-", color=f"C{index}",
+                  label=f"{label} / {model} / {framework} {method} b={batch}")  # fmt: skip
+        for n, value in zip(group["GPUs"], group["scaling efficiency"], strict=True):
+            axis.annotate(f"{value:.0%}", (n, value), fontsize=7, xytext=(3, 4),
+                          textcoords="offset points")  # fmt: skip
+    axis.axhline(1.0, color="grey", ls=":", lw=1, label="linear")
+    axis.set_xticks(sorted(set(table["GPUs"])))
+    axis.set_xlabel("GPUs (processes)")
+    axis.set_ylabel("throughput(N) / (N x throughput(1))")
+    axis.set_ylim(bottom=0)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    axis.set_title("Fig. 4: scaling efficiency")
     figure.tight_layout()
     save(figure, png, pdf)

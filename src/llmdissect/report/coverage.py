@@ -1,0 +1,106 @@
+"""The coverage page: every table and figure of the study, in the paper's order, with our files,
+the config section that makes them, the platforms with data, a status and its caveats."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .registry import FIGURES, TABLES, Figure, Table
+
+# The study's items in the paper's order, the config section that measures each, and what a
+# reader must know before comparing our numbers with the paper's
+PAPER_ITEMS = {
+    "Table I": ("every stage", "read from each record's environment manifest"),
+    "Fig. 3": ("-", "a diagram of the method; the DAG (snakemake --dag) stands in for it"),
+    "Table II": ("pretrain", "Megatron-core stands in for Megatron-LM"),
+    "Fig. 4": ("pretrain (world_sizes)", "needs 2 or more GPUs; on a CPU, gloo processes"),
+    "Table III": ("pretrain", "ZeRO shards nothing on one GPU: its memory cut needs several"),
+    "Table IV": ("pretrain", "largest batch found by search, under the platform's memory cap"),
+    "Table V": ("profile", "busy = GPU kernels running; on a CPU, the profiler's CPU operators"),
+    "Fig. 5": ("profile", "idle share per phase; see Table V"),
+    "Table VI": ("profile", "module layout inferred from the write-up's module-level section"),
+    "Table VII": ("profile", "recomputation at two batches"),
+    "Table VIII": ("profile", "batch inferred; attention module including its projections"),
+    "Table IX": ("finetune", "70B's figure is for 8 consumer GPUs"),
+    "Figs. 6-10": (
+        "serve",
+        "engines differ by platform: vLLM (and LMDeploy) on GPUs, CPU builds here",
+    ),
+    "operator level": ("profile", "from the abstract: kernel categories and communication overlap"),
+}
+BEYOND = "beyond the study"
+FIGURE_ITEMS = {"Fig. 6", "Fig. 7", "Fig. 8", "Fig. 9", "Fig. 10"}
+
+
+def item_of(spec: Table | Figure) -> str:
+    """The paper item a table or figure belongs to (Figs. 6-10 are one item)."""
+    if spec.reproduces in FIGURE_ITEMS:
+        return "Figs. 6-10"
+    for item in PAPER_ITEMS:
+        # "Table IX's claim ..." is Table IX's; "Table II" is not Table I's
+        if spec.reproduces == item or spec.reproduces.startswith((f"{item}'", f"{item} ")):
+            return item
+    return BEYOND
+
+
+def in_paper_order(specs: list) -> list:
+    """Tables or figures sorted as the paper presents its items; the rest after them."""
+    rank = {item: i for i, item in enumerate([*PAPER_ITEMS, BEYOND])}
+    return sorted(specs, key=lambda spec: rank[item_of(spec)])
+
+
+def coverage_frame(frames: dict[str, pd.DataFrame], built: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per study item; `built`: each table by name, as rendered from `frames`."""
+    cells = frames["cells"]
+    rows = []
+    for item, (section, caveat) in [*PAPER_ITEMS.items(), (BEYOND, ("", ""))]:
+        tables = [t for t in TABLES if item_of(t) == item]
+        figures = [f for f in FIGURES if item_of(f) == item]
+        platforms = sorted(
+            {str(p) for t in tables for p in built[t.name].get("platform", pd.Series()).dropna()}
+        )
+        if not tables and figures:  # drawn from the cells of its stage
+            platforms = sorted({str(p) for p in stage_cells(item, cells)["platform"]})
+        rows.append(
+            {
+                "study item": item,
+                "our files": ", ".join(
+                    [f"tables/{t.name}" for t in tables] + [f"figures/{f.name}" for f in figures]
+                )
+                or "-",
+                "config": section or "pretrain / finetune / serve / ladder",
+                "platforms with data": ", ".join(platforms) or "-",
+                "status": status(item, tables, built, cells),
+                "caveats": caveat or "-",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def status(item: str, tables: list[Table], built: dict, cells: pd.DataFrame) -> str:
+    """measured: its tables have rows and an ok cell of its stage exists; partial: rows, but
+    every cell failed (OOM, n/a, error); wired only: nothing of it in these records."""
+    if item == "Fig. 3":
+        return "stand-in"
+    if not tables:
+        return (
+            "measured"
+            if len(stage_cells(item, cells))
+            else "wired only: nothing of it in these records"
+        )
+    if tables and not any(len(built[t.name]) for t in tables):
+        return "needs 2+ GPUs" if item == "Fig. 4" else "wired only: nothing of it in these records"
+    measured = len(stage_cells(item, cells))
+    return "measured" if measured else "partial: every cell failed (OOM, n/a or error)"
+
+
+def stage_cells(item: str, cells: pd.DataFrame) -> pd.DataFrame:
+    """The ok cells of the stage an item's config section measures (all of them for Table I)."""
+    if not len(cells):
+        return cells.assign(platform=[])
+    ok = cells[cells["status"] == "ok"]
+    stage = PAPER_ITEMS.get(item, ("", ""))[0].split(" ")[0]
+    return ok[ok["stage"] == stage] if stage in STAGES else ok
+
+
+STAGES = ("pretrain", "finetune", "profile", "serve")

@@ -1,0 +1,120 @@
+"""The study's claims judged from cells, and the coverage page: verdicts follow the numbers and
+the thresholds, a claim without its cells says what it needs."""
+
+import pandas as pd
+import pytest
+
+from llmdissect.report.claims import CHECKS, Thresholds, judge_claims, load_claims
+from llmdissect.report.coverage import PAPER_ITEMS, coverage_frame, in_paper_order, item_of
+from llmdissect.report.registry import FIGURES, TABLES
+from llmdissect.report.render import build_table
+from llmdissect.report.tidy import top_operators_frame
+
+
+def cell(framework, method, batch, tokens_per_s, memory_gb=10.0, stage="pretrain", **extra):
+    return {
+        "stage": stage, "platform": "gpu", "model": "llama2-7b", "framework": framework,
+        "method": method, "world_size": 1, "batch": batch, "status": "ok",
+        "tokens_per_s": tokens_per_s, "peak_mem_allocated_gb": memory_gb, "batch_size": 1,
+        "gpu": "1x NVIDIA H200", "key": f"{stage}/{framework}/{method}/{batch}", **extra,
+    }  # fmt: skip
+
+
+def verdicts(cells, claim, thresholds=None):
+    table = judge_claims(pd.DataFrame(cells), thresholds)
+    return list(table[table["claim"] == claim]["verdict"])
+
+
+@pytest.mark.parametrize(
+    "deepspeed, megatron, verdict",
+    [(1100.0, 1000.0, "holds"), (900.0, 1000.0, "contradicts"), (1020.0, 1000.0, "within noise")],
+)
+def test_deepspeed_against_megatron_at_the_largest_batch(deepspeed, megatron, verdict):
+    cells = [
+        cell("deepspeed", "baseline", "max", deepspeed),
+        cell("megatron", "baseline", "max", megatron),
+    ]
+    assert verdicts(cells, "1a") == [verdict]
+
+
+def test_the_tie_threshold_comes_from_the_config():
+    cells = [
+        cell("deepspeed", "baseline", "max", 1020.0),
+        cell("megatron", "baseline", "max", 1000.0),
+    ]
+    assert verdicts(cells, "1a", Thresholds.from_config({"tie": 0.01})) == ["holds"]
+
+
+def test_overlapping_intervals_of_repeats_are_noise_however_far_the_medians():
+    spread = {"tokens_per_s_ci_low": 800.0, "tokens_per_s_ci_high": 1300.0}
+    cells = [
+        cell("deepspeed", "baseline", "max", 1200.0, **spread),
+        cell("megatron", "baseline", "max", 1000.0, tokens_per_s_ci_low=950.0,
+             tokens_per_s_ci_high=1050.0),
+    ]  # fmt: skip
+    assert verdicts(cells, "1a") == ["within noise"]
+
+
+def test_a_claim_with_nothing_measured_says_what_it_needs():
+    table = judge_claims(pd.DataFrame([cell("torch", "baseline", "1", 10.0)]))
+    nvlink = table[table["claim"] == "2b"].iloc[0]
+    assert nvlink["verdict"] == "not measurable here"
+    assert "NVLink on and off" in nvlink["why"]
+    assert set(table["claim"]) == {claim["id"] for claim in load_claims()}
+
+
+def test_a_percentage_is_judged_in_points_from_the_studys():
+    plain = {"module_attention_forward_ms": 10.0, "module_attention_backward_ms": 20.0}
+    close = {"module_attention_forward_ms": 6.6, "module_attention_backward_ms": 15.2}
+    far = {"module_attention_forward_ms": 9.0, "module_attention_backward_ms": 19.0}
+    for flash, expected in (
+        (close, ["holds"]),
+        (far, ["differs by -24.9 points (forward), -19.7 points (backward)"]),
+    ):
+        cells = [cell("torch", "baseline", "8", 1.0, stage="profile", **plain),
+                 cell("torch", "flash", "8", 1.0, stage="profile", **flash)]  # fmt: skip
+        assert verdicts(cells, "4a") == expected
+
+
+def test_cpu_cells_are_judged_with_the_caveat_that_they_are_not_gpus():
+    cells = [
+        cell("deepspeed", "baseline", "1", 100.0, gpu="cpu"),
+        cell("megatron", "baseline", "1", 120.0, gpu="cpu"),
+    ]
+    table = judge_claims(pd.DataFrame(cells))
+    row = table[table["claim"] == "1b"].iloc[0]
+    assert row["verdict"] == "holds" and "CPU" in row["why"]
+
+
+def test_every_claim_names_a_check_and_what_it_needs():
+    for claim in load_claims():
+        assert claim["check"] in CHECKS, claim["id"]
+        assert claim["needs"] and claim["paper"] and claim["item"]
+
+
+def test_coverage_follows_the_papers_order_and_says_what_is_measured():
+    cells = pd.DataFrame(
+        [cell("torch", "baseline", "1", 10.0), cell("deepspeed", "baseline", "1", 9.0)]
+    )
+    frames = {
+        "cells": cells,
+        "platforms": pd.DataFrame([{"platform": "gpu", "GPU": "1x NVIDIA H200"}]),
+        "top_operators": top_operators_frame([]),
+    }
+    built = {t.name: build_table(t, frames)[0] for t in TABLES if "requests" not in t.inputs}
+    built.update({t.name: pd.DataFrame() for t in TABLES if t.name not in built})
+    coverage = coverage_frame(frames, built).set_index("study item")
+    assert list(coverage.index)[: len(PAPER_ITEMS)] == list(PAPER_ITEMS)
+    assert coverage.loc["Table II", "status"] == "measured"
+    assert coverage.loc["Table II", "platforms with data"] == "gpu"
+    assert coverage.loc["Fig. 4", "status"] == "needs 2+ GPUs"
+    assert coverage.loc["Table IX", "status"].startswith("wired only")
+
+
+def test_every_table_and_figure_belongs_to_a_study_item_in_order():
+    assert item_of(next(t for t in TABLES if t.name == "table9_size_ratio")) == "Table IX"
+    assert item_of(next(t for t in TABLES if t.name == "table2_frameworks")) == "Table II"
+    ordered = [item_of(t) for t in in_paper_order(TABLES)]
+    ranks = [list(PAPER_ITEMS).index(i) if i in PAPER_ITEMS else 99 for i in ordered]
+    assert ranks == sorted(ranks)
+    assert item_of(next(f for f in FIGURES if f.name == "fig4_scaling")) == "Fig. 4"
