@@ -58,6 +58,13 @@ def training_cells(stage: str, platform: str, section: dict) -> list[TrainingCel
     """Every cell of a pre-training, fine-tuning or profiling section, in config order, each
     once. A grid block with its own `models` applies to those models only."""
     cells = {}
+    for cell, _ in block_cells(stage, platform, section):
+        cells.setdefault(cell.key, cell)
+    return list(cells.values())
+
+
+def block_cells(stage: str, platform: str, section: dict):
+    """(cell, its grid block) for every block that names the cell."""
     for model in section_models(section):
         for block in section["grid"]:
             if model not in block.get("models", section["models"]):
@@ -69,8 +76,18 @@ def training_cells(stage: str, platform: str, section: dict) -> list[TrainingCel
                             cell = TrainingCell(
                                 stage, platform, model, framework, method, world_size, str(batch)
                             )
-                            cells.setdefault(cell.key, cell)
-    return list(cells.values())
+                            yield cell, block
+
+
+def cell_repeats(section: dict, cell: TrainingCell) -> int:
+    """How often the cell is measured: the most any block naming it asks for (its `repeats`,
+    else the section's)."""
+    asked = [
+        block.get("repeats", section.get("repeats", 1))
+        for other, block in block_cells(cell.stage, cell.platform, section)
+        if other.key == cell.key
+    ]
+    return max(asked, default=1)
 
 
 def ladder_cells(platform: str, section: dict) -> list[TrainingCell]:

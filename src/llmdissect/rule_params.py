@@ -10,6 +10,7 @@ by the job itself and re-measures nothing.
 
 from __future__ import annotations
 
+from .cells import TrainingCell, cell_repeats
 from .models import shape_from_config
 
 # read by the job, never part of what it measures: time limits, retries, when to call it failed
@@ -88,7 +89,16 @@ def training_measurement(config: dict, stage: str, w) -> dict:
         measurement["lora"] = section["lora"]
     if w.batch == "max":
         measurement["max_batch_search"] = section["max_batch_search"]
+    measurement.update(repeats_of(config, stage, w))
     return canonical(measurement)
+
+
+def repeats_of(config: dict, stage: str, w) -> dict:
+    """{"repeats": n} for a cell measured more than once; nothing otherwise, so that a cell
+    measured once keeps the parameters (and the record) it had before repeats existed."""
+    cell = TrainingCell(stage, w.platform, w.model, w.framework, w.method, int(w.world), w.batch)
+    repeats = cell_repeats(config[stage], cell)
+    return {"repeats": repeats} if repeats > 1 else {}
 
 
 def profile_measurement(config: dict, w) -> dict:
@@ -106,6 +116,7 @@ def profile_measurement(config: dict, w) -> dict:
     }
     if w.framework == "megatron":
         measurement["megatron"] = pretrain["megatron"]
+    measurement.update(repeats_of(config, "profile", w))
     return canonical(measurement)
 
 

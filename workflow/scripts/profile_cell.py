@@ -41,4 +41,5 @@ with logged(snakemake.log[0]), claimed_devices(snakemake.resources.gpu, log=echo
         workdir=Path(snakemake.params.workdir),
         limits=ProbeLimits(policy["probe_timeout_s"], policy["probe_retries"]),
         log=echo,
+        repeats=measurement.get("repeats", 1),
     )

@@ -16,6 +16,7 @@ from ..training.cell import (
     probe_runner,
     write_cell_record,
 )
+from ..training.repeats import repeating
 from ..training.spec import TrainSpec
 
 
@@ -30,12 +31,14 @@ def run_profile_cell(
     workdir: Path,
     limits: ProbeLimits,
     log=print,
+    repeats: int = 1,
 ) -> dict:
     """`spec.options["profile"]` says how many steps are profiled and where the trace goes.
-    Every output exists afterwards, a valid empty trace where no step was profiled."""
+    Every output exists afterwards, a valid empty trace where no step was profiled. With
+    `repeats`, each repeat profiles its own steps; the trace is the last one's."""
     started_at, started = now_iso(), time.monotonic()
     settings = dict(settings, batch_mode=cell.batch)
-    probe = probe_runner(workdir, limits)
+    probe = repeating(probe_runner(workdir, limits), repeats)
     outcome = guarded(lambda: measure_at_recorded_batch(cell, spec, largest_record, probe))
     record = write_cell_record(
         cell, outcome, settings, record_path, steps_path, workdir, started_at, started, log

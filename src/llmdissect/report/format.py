@@ -25,6 +25,18 @@ def shown(row: pd.Series | None, value, percent: bool = False, significant: int 
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
 
 
+def shown_spread(row: pd.Series | None, metric: str, percent: bool = False) -> str:
+    """The value with its 95% interval over repeats where the record has one:
+    "1,234 (1,100-1,350)"; the plain value otherwise."""
+    text = shown(row, None if row is None else row.get(metric), percent)
+    if row is None or row["status"] != "ok":
+        return text
+    low, high = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return text
+    return f"{text} ({shown(row, low, percent)}-{shown(row, high, percent)})"
+
+
 def shown_batch(row: pd.Series) -> str:
     size = row.get("batch_size")
     if row["batch"] == "max":

@@ -11,7 +11,7 @@ from ..methods import parse_method
 from ..profiling.module_marks import ROLES
 from ..profiling.modules import KINDS
 from ..profiling.operators import CATEGORIES
-from .format import shown, shown_batch
+from .format import shown, shown_batch, shown_spread
 from .plot import empty_figure, plt, save
 
 PHASE_LABELS = {"step": "whole step", "forward": "forward", "backward": "backward",
@@ -155,14 +155,28 @@ def flash_table(cells: pd.DataFrame) -> pd.DataFrame:
         out = _cell_columns(flash)
         out["method"] = f"{plain['method']} -> {flash['method']}"
         for phase in ("forward", "backward"):
-            before = plain.get(f"module_attention_{phase}_ms")
-            after = flash.get(f"module_attention_{phase}_ms")
-            out[f"{phase} plain (ms)"] = shown(plain, before)
-            out[f"{phase} flash (ms)"] = shown(flash, after)
+            metric = f"module_attention_{phase}_ms"
+            before, after = plain.get(metric), flash.get(metric)
+            out[f"{phase} plain (ms)"] = shown_spread(plain, metric)
+            out[f"{phase} flash (ms)"] = shown_spread(flash, metric)
             faster = 1 - after / before if before and pd.notna(after) else None
             out[f"{phase} faster"] = shown(flash, faster, percent=True)
+            span = speedup_interval(plain, flash, metric)
+            if span:
+                noise = " within noise" if span[0] <= 0 <= span[1] else ""
+                out[f"{phase} faster"] += f" ({span[0]:.1%} to {span[1]:.1%}{noise})"
         rows.append(out)
     return pd.DataFrame(rows)
+
+
+def speedup_interval(plain: pd.Series, fast: pd.Series, metric: str) -> tuple | None:
+    """Bounds of 1 - fast / plain from both cells' 95% intervals over repeats (the widest
+    the two allow), or None without repeats."""
+    bounds = [row.get(f"{metric}_ci_{side}") for row in (plain, fast) for side in ("low", "high")]
+    if any(b is None or pd.isna(b) for b in bounds) or bounds[0] <= 0:
+        return None
+    plain_low, plain_high, fast_low, fast_high = bounds
+    return 1 - fast_high / plain_low, 1 - fast_low / plain_high
 
 
 def operator_table(cells: pd.DataFrame) -> pd.DataFrame:

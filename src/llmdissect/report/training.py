@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .format import shown
+from .format import shown, shown_spread
 from .plot import empty_figure, plt, save
 
 
@@ -47,7 +47,7 @@ def training_table(
             if batch == "max":
                 ok = group_row["status"] == "ok"
                 row["max batch"] = max_batch_label(group_row) if ok else shown(group_row, None)
-            row[f"{label} tokens/s"] = shown(group_row, group_row.get("tokens_per_s"))
+            row[f"{label} tokens/s"] = shown_spread(group_row, "tokens_per_s")
             row[f"{label} memory (GB)"] = shown(group_row, memory)
             row[f"{label} MFU"] = shown(group_row, group_row.get("mfu"), percent=True)
             row[f"{label} J/token"] = shown(
@@ -64,6 +64,8 @@ def training_table(
     table = table.drop(columns=columns_without_numbers(table, optional))
     kinds = " / ".join(sorted(k for k in memory_kinds if k))
     note = f"tokens/s over all GPUs, padding excluded; memory: peak {kinds} per process, GB"
+    if "tokens_per_s_ci_low" in cells and cells["tokens_per_s_ci_low"].notna().any():
+        note += "; repeated cells: median (95% interval of the mean over the repeats)"
     if any(c.endswith(" MFU") for c in table.columns):
         note += "; MFU: model FLOP/s over the GPUs' peak dense bf16 FLOP/s"
     if any(c.endswith(" J/token") for c in table.columns):

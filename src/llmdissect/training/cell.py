@@ -13,6 +13,7 @@ from ..environment import collect_manifest
 from ..records import make_record, now_iso, read_record, write_json_atomic
 from .batch_search import max_batch_search
 from .probe import first_line, run_probe
+from .repeats import repeating
 from .spec import TrainSpec
 
 
@@ -48,13 +49,14 @@ def run_training_cell(
     limits: ProbeLimits,
     log=print,
     largest_record: Path | None = None,
+    repeats: int = 1,
 ) -> dict:
     """Whatever happens to the probes, the cell ends as a record: a crash is an error record,
     not a failed job. A "max" cell with `largest_record` runs at the batch that record found
-    instead of searching."""
+    instead of searching. The final measurement runs `repeats` times, each its own process."""
     started_at, started = now_iso(), time.monotonic()
     settings = dict(settings, batch_mode=cell.batch)
-    probe = probe_runner(workdir, limits)
+    probe = repeating(probe_runner(workdir, limits), repeats)
     if largest_record:
         outcome = guarded(lambda: measure_at_recorded_batch(cell, spec, largest_record, probe))
     else:
