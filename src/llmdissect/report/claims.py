@@ -242,10 +242,8 @@ def same_batch_memory(method: str, reference: str):
                 continue
             why = cpu_caveat(a) if gpu_kind(a) == "cpu" else ""
             if method.startswith("zero") and int(a.get("world_size", 1)) == 1:
-                why = (
-                    "one process: ZeRO has no other rank to shard over, so any change is not the sharding"
-                    + (f"; {why}" if why else "")
-                )
+                alone = "one process: ZeRO has no rank to shard over, so a change is not sharding"
+                why = f"{alone}; {why}" if why else alone
             yield Finding(
                 platform,
                 model,
