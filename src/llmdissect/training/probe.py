@@ -8,6 +8,7 @@ Parent: run_probe(spec, workdir, ...) -> one outcome with status ok | oom | infe
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -270,12 +271,38 @@ def run_probe_once(
     arguments = [str(spec_path), str(prefix)]
     if keep_steps:
         arguments.append(str(steps_path))
+    env = probe_environment(threads_per_process(spec))
+    if warm_startable(spec):
+        starter = warm_starter(spec, env)
+        if lone_rank(spec):
+            env.update(lone_rank_rendezvous())
+        pid = starter.start(arguments, env, log_path)
+        returncode, timed_out = starter.wait(pid, timeout_s)
+    else:
+        if lone_rank(spec):
+            env.update(lone_rank_rendezvous())
+        returncode, timed_out = run_launched(spec, arguments, env, log_path, timeout_s)
+    if timed_out:
+        return {"status": "error", "reason": f"probe exceeded its {timeout_s:.0f} s time limit"}
+    outcomes = [
+        json.loads(p.read_text()) for p in sorted(workdir.glob(f"{name}.outcome.rank*.json"))
+    ]
+    failed = [o for o in outcomes if o["status"] != "ok"]
+    if len(outcomes) < expected_outcomes(spec) and not failed:
+        # a rank ended without a word: its own crash, not a failure another rank reported
+        status, reason = died(returncode, log_path)
+        return {"status": status, "reason": reason, "crashed": status == "error"}
+    return merge_rank_outcomes(outcomes)
+
+
+def run_launched(
+    spec: TrainSpec, arguments: list[str], env: dict, log_path: Path, timeout_s: float
+) -> tuple[int, bool]:
+    """The probe as new processes (one, or torchrun's): its exit code and whether it ran past
+    its time limit."""
     timed_out = False
     with open(log_path, "w") as log:
         # Its own process group, so every worker of the probe can be stopped at once.
-        env = probe_environment(threads_per_process(spec))
-        if lone_rank(spec):
-            env.update(lone_rank_rendezvous())
         process = subprocess.Popen(
             launch_command(spec, arguments), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, env=env,
@@ -288,17 +315,30 @@ def run_probe_once(
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-    if timed_out:
-        return {"status": "error", "reason": f"probe exceeded its {timeout_s:.0f} s time limit"}
-    outcomes = [
-        json.loads(p.read_text()) for p in sorted(workdir.glob(f"{name}.outcome.rank*.json"))
-    ]
-    failed = [o for o in outcomes if o["status"] != "ok"]
-    if len(outcomes) < expected_outcomes(spec) and not failed:
-        # a rank ended without a word: its own crash, not a failure another rank reported
-        status, reason = died(process.returncode, log_path)
-        return {"status": status, "reason": reason, "crashed": status == "error"}
-    return merge_rank_outcomes(outcomes)
+    return process.returncode, timed_out
+
+
+def warm_startable(spec: TrainSpec) -> bool:
+    """One process on a CPU: forked from a helper that imported its framework (warm_start.py)."""
+    return spec.device == "cpu" and (not multi_process(spec) or lone_rank(spec))
+
+
+WARM_STARTERS: dict = {}
+
+
+def warm_starter(spec: TrainSpec, env: dict):
+    """This job's helper for the spec's framework and method (started on first use; started
+    again if it died), closed when the job's process ends."""
+    from .warm_start import WarmStarter, warm_imports
+
+    modules = warm_imports(spec.framework, spec.method)
+    key = (tuple(modules), env.get("OMP_NUM_THREADS"))
+    starter = WARM_STARTERS.get(key)
+    if starter is None or not starter.alive():
+        if not WARM_STARTERS:
+            atexit.register(lambda: [s.close() for s in WARM_STARTERS.values()])
+        starter = WARM_STARTERS[key] = WarmStarter(env, modules)
+    return starter
 
 
 def multi_process(spec: TrainSpec) -> bool:
