@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 
+PROBE_MAIN = "llmdissect.training.probe:main"
 # what a probe of each framework imports before its first step (a missing one is skipped: the
 # probe then fails on it itself, with its own message)
 WARM_IMPORTS = {
@@ -51,8 +52,9 @@ class WarmStarter:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def start(self, argv: list[str], env: dict, log_path) -> int:
-        request = {"argv": argv, "env": env, "log": str(log_path)}
+    def start(self, argv: list[str], env: dict, log_path, target: str = PROBE_MAIN) -> int:
+        """Forks `target(argv)` ("module:function"; the probe's main by default)."""
+        request = {"argv": argv, "env": env, "log": str(log_path), "target": target}
         self.process.stdin.write(json.dumps(request) + "\n")
         return int(json.loads(self.read_line(None))["pid"])
 
@@ -86,7 +88,7 @@ def kill_group(pid: int) -> None:
         pass
 
 
-def run_forked(argv: list[str], env: dict, log: str) -> None:
+def run_forked(argv: list[str], env: dict, log: str, target: str) -> None:
     """In the forked child: become the probe (never returns)."""
     try:
         os.setsid()  # its own process group: a time limit stops it and whatever it started
@@ -97,10 +99,12 @@ def run_forked(argv: list[str], env: dict, log: str) -> None:
         os.close(fd)
         os.environ.clear()
         os.environ.update(env)
-        sys.argv = ["llmdissect.training.probe", *argv]
-        from llmdissect.training.probe import main
-
-        main(argv)  # ends the process itself
+        module, _, function = target.partition(":")
+        sys.argv = [module, *argv]
+        getattr(importlib.import_module(module), function)(argv)  # the probe ends itself
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     except BaseException:
         import traceback
 
@@ -126,7 +130,7 @@ def serve(modules: list[str]) -> None:
         pid = os.fork()
         if pid == 0:
             out.close()  # the answers are the helper's to write
-            run_forked(request["argv"], request["env"], request["log"])
+            run_forked(request["argv"], request["env"], request["log"], request["target"])
         out.write(json.dumps({"pid": pid}) + "\n")
         out.flush()
         _, status = os.waitpid(pid, 0)
