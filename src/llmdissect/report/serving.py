@@ -148,7 +148,8 @@ def latency_cdf_figure(requests: pd.DataFrame, metric: str, png: Path, pdf: Path
     axis.set_ylabel("share of requests")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, loc="lower right")
-    axis.set_title(f"{metric.upper()} over every completed request")
+    number = {"ttft": "Fig. 7: ", "tpot": "Fig. 8: ", "e2e": "Fig. 9: "}.get(metric, "")
+    axis.set_title(f"{number}{metric.upper()} over every completed request")
     figure.tight_layout()
     save(figure, png, pdf)
 

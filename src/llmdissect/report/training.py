@@ -208,8 +208,10 @@ def method_tradeoff_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path
     cells = cells[(cells["stage"] == stage) & (cells["status"] == "ok")].copy()
     models = list(dict.fromkeys(cells["model"])) or ["(no measured cells)"]
     figure, axes = plt.subplots(1, len(models), figsize=(7 * len(models), 5), squeeze=False)
+    labelled = []  # (axis, points, labels) to place once the layout is final
     for axis, model in zip(axes[0], models, strict=True):
         subset = cells[cells["model"] == model]
+        points, labels = [], []
         for marker, (batch_mode, group) in zip("os^v", subset.groupby("batch"), strict=False):
             memory = [memory_metric(row)[0] for _, row in group.iterrows()]
             axis.scatter(memory, group["tokens_per_s"], marker=marker, label=f"batch {batch_mode}")
@@ -217,8 +219,9 @@ def method_tradeoff_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path
                 label = f"{row['framework']}:{row['method']}"
                 if int(row.get("world_size", 1)) > 1:
                     label += f" x{int(row['world_size'])}"
-                axis.annotate(label, (x, row["tokens_per_s"]), fontsize=6, xytext=(3, 3),
-                              textcoords="offset points")  # fmt: skip
+                points.append((x, row["tokens_per_s"]))
+                labels.append(label)
+        labelled.append((axis, points, labels))
         axis.set_title(model)
         axis.set_xlabel("peak memory per process (GB)")
         axis.set_ylabel("throughput (tokens/s)")
@@ -230,7 +233,33 @@ def method_tradeoff_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path
                 axis.set_yscale("log")  # offloaded batch-1 cells sit far below batch-max ones
     figure.suptitle(f"{stage}: throughput against memory per method")
     figure.tight_layout()
+    for axis, points, labels in labelled:
+        place_labels(axis, points, labels)
     save(figure, png, pdf)
+
+
+def place_labels(axis, points: list, labels: list[str], fontsize: float = 6) -> None:
+    """Each point's label beside it, moved up (with a leader line) until it overlaps no label
+    placed before it: points that sit together (the largest-batch cells) stay readable."""
+    axis.figure.canvas.draw()  # the axis limits and layout are final only once drawn
+    renderer = axis.figure.canvas.get_renderer()
+    placed = []
+    order = sorted(range(len(points)), key=lambda i: axis.transData.transform(points[i])[1])
+    for i in order:
+        for step in range(40):  # the text alone decides where it fits
+            rise = 3 + step * (fontsize + 1.5)
+            note = axis.annotate(labels[i], points[i], xytext=(3, rise), textcoords="offset points",
+                                 fontsize=fontsize)  # fmt: skip
+            box = note.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            note.remove()
+        if step:  # moved: a leader line back to its point
+            note.remove()
+            axis.annotate(labels[i], points[i], xytext=(3, rise), textcoords="offset points",
+                          fontsize=fontsize, arrowprops={"arrowstyle": "-", "lw": 0.4,
+                                                         "color": "grey"})  # fmt: skip
+        placed.append(box)
 
 
 def scaling_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path) -> None:
