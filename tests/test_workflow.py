@@ -26,6 +26,7 @@ EXPECTED = [
     "results/tidy/metrics.csv",
     "results/tidy/cells.parquet",
     "results/summary.md",
+    *[f"results/{page}.{e}" for page in ["claims", "coverage"] for e in ["md", "csv", "tex"]],
     *[f"results/tables/{t}.{e}" for t in TABLES for e in ["md", "csv", "tex"]],
     *[f"results/figures/{figure.name}.{e}" for figure in registry.FIGURES for e in ["png", "pdf"]],
     "results/tidy/serving_requests.parquet",
@@ -35,6 +36,39 @@ EXPECTED = [
 def test_every_expected_output_exists(finished_run):
     missing = [p for p in EXPECTED if not (finished_run / p).is_file()]
     assert not missing
+
+
+def test_the_summary_opens_with_the_verdicts_then_follows_the_papers_order(finished_run):
+    summary = (finished_run / "results/summary.md").read_text()
+    headings = [line for line in summary.splitlines() if line.startswith("### ")]
+    assert headings[0].startswith("### The study's claims")
+    assert headings[1].startswith("### Coverage")
+    assert (
+        headings.index(
+            "### " + next(t.title for t in registry.TABLES if t.name == "table1_hardware")
+        )
+        < headings.index(
+            "### " + next(t.title for t in registry.TABLES if t.name == "fig4_scaling")
+        )
+        < headings.index(
+            "### " + next(t.title for t in registry.TABLES if t.name == "table3_methods_b1")
+        )
+    )
+    claims = pd.read_csv(finished_run / "results/claims.csv")
+    assert claims[claims["claim"] == "2b"]["verdict"].tolist() == ["not measurable here"]
+    assert claims["claim"].nunique() == 19
+
+
+def test_a_repeated_cell_keeps_each_run_and_its_interval(finished_run):
+    path = finished_run / "results/records/pretrain/cpu/micro/torch/baseline/w1/b1.json"
+    metrics = read_record(path)["metrics"]
+    assert metrics["repeats"] == 2 and len(metrics["repeat_values"]["tokens_per_s"]) == 2
+    assert (
+        metrics["tokens_per_s_ci_low"] <= metrics["tokens_per_s"] <= metrics["tokens_per_s_ci_high"]
+    )
+    table2 = pd.read_csv(finished_run / "results/tables/table2_frameworks.csv", dtype=str)
+    torch_row = table2[table2["framework"] == "torch"].iloc[0]
+    assert "(" in torch_row["b=1 tokens/s"]  # "median (low-high)"
 
 
 def records_by_key(run) -> dict:
