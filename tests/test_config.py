@@ -1,4 +1,5 @@
 import copy
+import sys
 
 import pytest
 import yaml
@@ -37,6 +38,17 @@ def refused(config, schema) -> str:
 def test_shipped_configs_pass(repo, schema, name):
     config = yaml.safe_load((repo / "config" / name).read_text())
     drop_disabled_stages(config)
+    check_config(config, schema)
+
+
+def test_the_two_engine_serving_config_needs_only_its_engine_venv(repo, schema, monkeypatch):
+    config = yaml.safe_load((repo / "config" / "h200-serving.yaml").read_text())
+    drop_disabled_stages(config)
+    monkeypatch.chdir(repo)
+    if not (repo / ".venv-lmdeploy/bin/python").exists():
+        with pytest.raises(ConfigError, match="config key engines.lmdeploy.python"):
+            check_config(copy.deepcopy(config), schema)
+    config["engines"]["lmdeploy"]["python"] = sys.executable
     check_config(config, schema)
 
 
