@@ -41,6 +41,8 @@ def test_a_failed_repeat_is_named_and_left_out():
     combined = combine([outcome(100.0), outcome(0.0, status="oom"), outcome(120.0)])
     assert combined["metrics"]["repeats"] == 2 and combined["metrics"]["tokens_per_s"] == 110.0
     assert combined["reason"].startswith("1 of 3 repeats failed (oom")
+    alone = combine([outcome(100.0), outcome(0.0, status="oom")])["metrics"]
+    assert alone["repeats"] == 1 and "tokens_per_s_ci_low" not in alone
 
 
 def test_only_the_final_measurement_repeats_and_only_when_it_ran():

@@ -66,7 +66,8 @@ def combine(outcomes: list[dict]) -> dict:
         metrics[name] = statistics.median(series) if isinstance(first, float) else first
         if name in INTERVAL_METRICS:
             values[name] = series
-            metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = interval(series)
+            if len(series) > 1:  # one run left: no interval to give
+                metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = interval(series)
     metrics["repeats"] = len(ok)
     metrics["repeat_values"] = values
     failed = [o for o in outcomes if o["status"] != "ok"]
