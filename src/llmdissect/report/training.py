@@ -284,7 +284,7 @@ def scaling_figure(cells: pd.DataFrame, stage: str, png: Path, pdf: Path) -> Non
     axis.set_xticks(sorted(set(table["GPUs"])))
     axis.set_xlabel("GPUs (processes)")
     axis.set_ylabel("throughput(N) / (N x throughput(1))")
-    axis.set_ylim(bottom=0)
+    axis.set_ylim(0, max(1.1, table["scaling efficiency"].max() + 0.1))  # room for the labels
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
     axis.set_title("Fig. 4: scaling efficiency")
