@@ -117,4 +117,4 @@ def test_every_table_and_figure_belongs_to_a_study_item_in_order():
     ordered = [item_of(t) for t in in_paper_order(TABLES)]
     ranks = [list(PAPER_ITEMS).index(i) if i in PAPER_ITEMS else 99 for i in ordered]
     assert ranks == sorted(ranks)
-    assert item_of(next(f for f in FIGURES if f.name == "fig4_scaling")) == "Fig. 4"
+    assert item_of(next(f for f in FIGURES if f.name == "fig4_scaling_efficiency")) == "Fig. 4"

@@ -199,7 +199,7 @@ TABLES = [
 
 FIGURES = [
     Figure(
-        "fig4_scaling",
+        "fig4_scaling_efficiency",
         "Fig. 4: scaling efficiency against the number of GPUs",
         "Fig. 4",
         partial(scaling_figure, stage="pretrain"),
