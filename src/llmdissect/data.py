@@ -57,7 +57,10 @@ def write_random_weights(shape: ModelShape, out_dir: Path, seed: int = 0) -> Non
 
     write_model_card(shape, out_dir)
     torch.manual_seed(seed)
-    build_hf_model(shape, dtype="bfloat16").save_pretrained(out_dir)  # engines cast on load
+    # drawing billions of random weights takes minutes on CPUs, seconds on a GPU
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = build_hf_model(shape, dtype="bfloat16")  # engines cast on load
+    model.save_pretrained(out_dir)
 
 
 def sample_lengths(rng: np.random.Generator, count: int, mean_len: int, spread: int) -> np.ndarray:

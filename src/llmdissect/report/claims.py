@@ -11,8 +11,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ..methods import parse_method
-from .profiling import speedup_interval
+from .profiling import flash_twins, speedup_interval
 from .training import memory_metric
 
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
@@ -339,22 +338,7 @@ def larger_batch_faster(ok: pd.DataFrame, t: Thresholds, values: dict):
 
 
 def flash_pairs(ok: pd.DataFrame):
-    profiled = ok[ok["stage"] == "profile"]
-    for _, flash in profiled.iterrows():
-        features = parse_method(flash["method"])
-        if "flash" not in features:
-            continue
-        match = profiled[
-            (profiled["platform"] == flash["platform"])
-            & (profiled["model"] == flash["model"])
-            & (profiled["framework"] == flash["framework"])
-            & (profiled["batch"] == flash["batch"])
-            & (profiled["world_size"] == flash["world_size"])
-            & profiled["method"].map(parse_method).isin([features - {"flash"}])
-        ]
-        if match.empty:
-            continue
-        plain = match.iloc[0]
+    for plain, flash in flash_twins(ok[ok["stage"] == "profile"]):
         gains, spans = {}, {}
         for phase in ("forward", "backward"):
             metric = f"module_attention_{phase}_ms"

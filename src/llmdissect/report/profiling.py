@@ -134,24 +134,8 @@ def flash_table(cells: pd.DataFrame) -> pd.DataFrame:
     """Table VIII: the attention module with FlashAttention against the same cell without it:
     forward and backward time per step and how much faster ("faster" = 1 - flash / plain)."""
     profiled = _profiled(cells)
-    ok = profiled[profiled["status"] == "ok"]
     rows = []
-    for _, flash in ok.iterrows():
-        features = parse_method(flash["method"])
-        if "flash" not in features:
-            continue
-        plain_features = features - {"flash"}
-        match = ok[
-            (ok["platform"] == flash["platform"])
-            & (ok["model"] == flash["model"])
-            & (ok["framework"] == flash["framework"])
-            & (ok["world_size"] == flash["world_size"])
-            & (ok["batch"] == flash["batch"])
-            & ok["method"].map(parse_method).isin([plain_features])
-        ]
-        if match.empty:
-            continue
-        plain = match.iloc[0]
+    for plain, flash in flash_twins(profiled[profiled["status"] == "ok"]):
         out = _cell_columns(flash)
         out["method"] = f"{plain['method']} -> {flash['method']}"
         for phase in ("forward", "backward"):
@@ -167,6 +151,25 @@ def flash_table(cells: pd.DataFrame) -> pd.DataFrame:
                 out[f"{phase} faster"] += f" ({span[0]:.1%} to {span[1]:.1%}{noise})"
         rows.append(out)
     return pd.DataFrame(rows)
+
+
+def flash_twins(profiled: pd.DataFrame):
+    """Each profiled FlashAttention cell with its plain twin: same platform, model, framework,
+    world size and batch, and the same features less flash."""
+    for _, flash in profiled.iterrows():
+        features = parse_method(flash["method"])
+        if "flash" not in features:
+            continue
+        match = profiled[
+            (profiled["platform"] == flash["platform"])
+            & (profiled["model"] == flash["model"])
+            & (profiled["framework"] == flash["framework"])
+            & (profiled["world_size"] == flash["world_size"])
+            & (profiled["batch"] == flash["batch"])
+            & profiled["method"].map(parse_method).isin([features - {"flash"}])
+        ]
+        if not match.empty:
+            yield match.iloc[0], flash
 
 
 def speedup_interval(plain: pd.Series, fast: pd.Series, metric: str) -> tuple | None:
