@@ -43,3 +43,27 @@ def test_the_train_env_holds_the_training_frameworks():
     train = env_pins("train.yaml")
     for package in ("deepspeed", "megatron-core", "bitsandbytes", "peft", "transformers"):
         assert package in train, package
+
+
+def test_the_lmdeploy_setup_names_a_missing_wheel_folder(tmp_path):
+    """Refused before any venv is made: the folder is named, nothing is created."""
+    import subprocess
+
+    root = ENVS.parent
+    missing = tmp_path / "no-wheels"
+    done = subprocess.run(
+        ["bash", "envs/setup-lmdeploy-gpu.sh", str(missing)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 1
+    assert f"no wheel folder at '{missing}'" in done.stderr
+
+
+def test_the_lmdeploy_pins_hold_no_second_torch():
+    """The venv uses the machine's torch and transformers: the pins must not bring their own."""
+    lmdeploy = pins((ENVS / "lmdeploy-gpu.txt").read_text().splitlines())
+    assert lmdeploy.get("lmdeploy") == "0.18.0"
+    assert not {"torch", "transformers", "triton"} & set(lmdeploy)

@@ -91,6 +91,14 @@ def test_traces_round_trip(tmp_path):
     assert read_traces(tmp_path / "t.jsonl") == traces
 
 
+def test_traces_keep_microseconds_and_gzip_by_suffix(tmp_path):
+    one = RequestTrace(0, 10, 2, sent=0.1234564, finished=1.0000004, chunks=[(0.5000006, 2)])
+    write_traces(tmp_path / "t.jsonl.gz", [one])
+    (back,) = read_traces(tmp_path / "t.jsonl.gz")
+    assert (back.sent, back.finished, back.chunks) == (0.123456, 1.0, [(0.500001, 2)])
+    assert (tmp_path / "t.jsonl.gz").read_bytes()[:2] == b"\x1f\x8b"  # gzip's magic
+
+
 def test_request_bodies_match_the_engine():
     words = {5: "w5", 6: "w6"}.get
     ids = Endpoint("http://x", "m")

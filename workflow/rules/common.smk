@@ -78,6 +78,12 @@ def cell_threads(w):
     )
 
 
+def weights_gpu_count(w):
+    """Random weights are drawn on a GPU where there is one: it takes a GPU slot, so that no
+    measuring cell shares the device with it."""
+    return int(any(config["platforms"][p]["device"] == "cuda" for p in PLATFORMS))
+
+
 def cpu_measure_slot(w):
     return 0 if cell_gpu_count(w) else 1
 

@@ -5,6 +5,8 @@ rule model_weights:
         "results/logs/data/{model}/model_weights.log",
     conda:
         "../../envs/pipeline.yaml"
+    resources:
+        gpu=weights_gpu_count,
     params:
         shape=lambda w: model_shape(config, w.model),
     script:

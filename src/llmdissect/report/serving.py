@@ -96,29 +96,45 @@ def serving_cells(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def throughput_figure(cells: pd.DataFrame, png: Path, pdf: Path) -> None:
-    """Fig. 6: output and total tokens/s per engine x model x platform; failed cells say why."""
+    """Fig. 6: output and total tokens/s, engines side by side (one colour each) in a group per
+    platform x model x workload; failed cells say why."""
     cells = serving_cells(cells)
     if cells.empty:
         return empty_figure("no serving cells measured", png, pdf)
-    configs = list(dict.fromkeys(cells["config"]))
-    figure, axes = plt.subplots(
-        1, 2, figsize=(12, max(2.5, 0.45 * len(configs) + 1.3)), sharey=True
-    )
+    cells["group"] = [
+        f"{r['platform']} / {r['model']} / {r['method']}" for _, r in cells.iterrows()
+    ]
+    cells["engine"] = [
+        r["framework"] + (f" x{int(r['world_size'])}" if r["world_size"] > 1 else "")
+        for _, r in cells.iterrows()
+    ]
+    groups = list(dict.fromkeys(cells["group"]))
+    engines = list(dict.fromkeys(cells["engine"]))
+    height = 0.8 / len(engines)
+    rows = len(groups) * len(engines)
+    figure, axes = plt.subplots(1, 2, figsize=(12, max(2.5, 0.3 * rows + 1.5)), sharey=True)
     metrics = [("output_tokens_per_s", "output tokens/s"), ("total_tokens_per_s", "total tokens/s")]
     for axis, (metric, label) in zip(axes, metrics, strict=True):
-        for position, config in enumerate(configs):
-            row = cells[cells["config"] == config].iloc[0]
+        for (group, engine), row in cells.groupby(["group", "engine"], sort=False):
+            row = row.iloc[0]
+            slot = engines.index(engine)
+            y = groups.index(group) + (slot - (len(engines) - 1) / 2) * height
             value = row.get(metric)
             if row["status"] == "ok" and value is not None and pd.notna(value):
-                bar = axis.barh(position, value, 0.6, color="C0")
+                bar = axis.barh(y, value, height * 0.9, color=f"C{slot}")
                 axis.bar_label(bar, labels=[f" {value:,.0f}"], fontsize=7)
             else:
-                axis.text(0, position, f" {row['status'].upper()}", va="center", fontsize=8,
+                axis.text(0, y, f" {engine}: {row['status'].upper()}", va="center", fontsize=7,
                           color="firebrick")  # fmt: skip
         axis.set_xlabel(label)
         axis.grid(axis="x", alpha=0.3)
-        axis.set_yticks(range(len(configs)), configs, fontsize=8)
-    axes[0].set_ylim(len(configs) - 0.4, -0.6)  # first configuration on top, room for labels
+        axis.margins(x=0.15)  # room for the value labels
+        axis.set_yticks(range(len(groups)), groups, fontsize=8)
+    axes[0].set_ylim(len(groups) - 0.5, -0.5)  # first group on top
+    handles = [plt.Rectangle((0, 0), 1, 1, color=f"C{i}") for i in range(len(engines))]
+    axes[-1].legend(
+        handles, engines, fontsize=8, title="engine", loc="upper left", bbox_to_anchor=(1.01, 1)
+    )
     workloads = ", ".join(sorted(set(cells["method"])))
     figure.suptitle(f"Fig. 6: serving throughput ({workloads})", x=0.3)
     figure.tight_layout()
