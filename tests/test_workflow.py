@@ -94,6 +94,7 @@ def test_every_cell_has_a_valid_record_with_the_right_outcome(finished_run):
         "finetune/cpu/micro/deepspeed/zero2+lora/w1/b1",
         "serve/cpu/tiny/vllm-cpu/burst/w1",
         "serve/cpu/tiny/transformers/burst/w1",
+        "serve/cpu/tiny/vllm-cpu/offline/w1",  # its one engine with an offline mode
         *(f"profile/cpu/micro/{fw}/baseline/w1/b{b}" for fw in ["torch", "deepspeed"]
           for b in ["1", "max"]),
         "profile/cpu/micro/torch/flash/w1/b1",
@@ -124,6 +125,13 @@ def test_every_cell_has_a_valid_record_with_the_right_outcome(finished_run):
     assert compiled["metrics"]["graphs_compiled_in_measured_steps"] == 0
     assert compiled["metrics"]["compiled_graphs"] >= 1
     serving = {key: records.pop(key) for key in list(records) if key.startswith("serve/")}
+    offline = serving.pop("serve/cpu/tiny/vllm-cpu/offline/w1")
+    assert offline["status"] == "ok", offline["reason"]
+    assert offline["metrics"]["output_tokens"] == 4 * 8 and offline["metrics"]["startup_s"] > 0
+    assert (
+        "--max-tokens" in offline["settings"]["command"]
+        and "ttft_median_ms" not in offline["metrics"]
+    )
     for key, record in serving.items():
         assert record["status"] == "ok", (key, record["reason"])
         metrics = record["metrics"]
@@ -161,6 +169,10 @@ def test_serving_traces_keep_every_chunk(finished_run):
     table = pd.read_csv(finished_run / "results/tables/serving.csv")
     assert set(table["engine"]) == {"vllm-cpu", "transformers"}
     assert set(table["requests"]) == {"4 of 4"}
+    # the served vLLM run against its offline one; the other engine has none to be held against
+    ratio = table.set_index(["engine", "workload"])["served / offline"]
+    assert float(ratio["vllm-cpu", "burst"]) > 0
+    assert ratio["transformers", "burst"] == "-" and ratio["vllm-cpu", "offline"] == "-"
 
 
 def test_steps_are_kept_beside_each_record(finished_run):

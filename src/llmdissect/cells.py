@@ -144,5 +144,6 @@ def serving_cells(platform: str, section: dict, engines: dict) -> list[ServingCe
         ServingCell(platform, model, engine, workload, engines[engine]["tensor_parallel_size"])
         for model in section["models"]
         for engine in section["engines"]
-        for workload in section["workloads"]
+        for workload, settings in section["workloads"].items()
+        if engine in settings.get("engines", section["engines"])
     ]

@@ -178,6 +178,7 @@ def training_stage_problems(stage: str, section: dict, config: dict) -> list[str
     return problems
 
 
+OFFLINE_KINDS = ("vllm",)  # engine kinds with an offline mode (serving/offline.py)
 ENGINE_NEEDS = {"command": "command", "external": "base_url"}
 
 
@@ -219,6 +220,31 @@ def serve_problems(section: dict, config: dict) -> list[str]:
             )
     for name, workload in section["workloads"].items():
         problems += workload_problems(f"serve.workloads.{name}", workload)
+        problems += workload_engine_problems(f"serve.workloads.{name}", workload, section, config)
+    return problems
+
+
+def workload_engine_problems(where: str, workload: dict, section: dict, config: dict) -> list[str]:
+    """A workload's engines are defined under engines (those not in serve.engines are not run:
+    a config that extends another keeps its workloads); an offline workload runs only on
+    engines that have an offline mode."""
+    problems = []
+    for i, name in enumerate(workload.get("engines", [])):
+        if name not in config["engines"]:
+            known = ", ".join(sorted(config["engines"])) or "none defined"
+            problems.append(
+                f"config key {where}.engines[{i}]: no engine {name!r} under engines ({known})"
+            )
+    if workload["arrivals"] != "offline":
+        return problems
+    for name in workload.get("engines", section["engines"]):
+        kind = config["engines"].get(name, {}).get("kind")
+        if name in section["engines"] and kind is not None and kind not in OFFLINE_KINDS:
+            problems.append(
+                f"config key {where}.arrivals: engine {name!r} (kind {kind}) has no offline mode "
+                f"here (kinds with one: {', '.join(OFFLINE_KINDS)}); list the engines that "
+                f"have one in {where}.engines"
+            )
     return problems
 
 

@@ -147,7 +147,10 @@ def serving_measurement(config: dict, w) -> dict:
             "model_shape": model_shape(config, w.model),
             "platform": platform_measured(config, w.platform),
             "engine": {k: v for k, v in engine.items() if k not in ENGINE_POLICY_KEYS},
-            "workload": {k: v for k, v in workload.items() if k not in WORKLOAD_POLICY_KEYS},
+            # which engines run it is in the cell's name, not in what it measures
+            "workload": {
+                k: v for k, v in workload.items() if k not in (*WORKLOAD_POLICY_KEYS, "engines")
+            },
         }
     )
 

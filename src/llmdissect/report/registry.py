@@ -128,7 +128,8 @@ TABLES = [
         "timeout, connection, http error); truncated: streams that ended early; wrong length: "
         "completed responses whose token count differs from max_tokens; throughput over the "
         "makespan (first send to the last completed response's end); TTFT, TPOT, ITL and E2E "
-        "as defined in the README",
+        "as defined in the README; an offline row: the engine's batch API, no server (its "
+        "generation time); served / offline: a served cell's output tokens/s over it",
     ),
     Table(
         "table5_phases",

@@ -26,16 +26,40 @@ SERVING_COLUMNS = {
     "J/output token": "joules_per_output_token",
     "MBU": "mbu",
     "USD/M output tokens": "usd_per_m_tokens",
+    "served / offline": "served_over_offline",
 }
-# columns shown only where some record has them (an energy counter, a GPU, a platform price)
-OPTIONAL_SERVING_COLUMNS = ("J/output token", "MBU", "USD/M output tokens")
-PRECISE_SERVING_COLUMNS = ("J/output token", "USD/M output tokens")
+# columns shown only where some record has them (an energy counter, a GPU, a platform price,
+# an offline cell of the same engine)
+OPTIONAL_SERVING_COLUMNS = ("J/output token", "MBU", "USD/M output tokens", "served / offline")
+PRECISE_SERVING_COLUMNS = ("J/output token", "USD/M output tokens", "served / offline")
+
+
+def served_over_offline(cells: pd.DataFrame) -> pd.Series:
+    """Each served cell's output tokens/s over its engine's offline run of the same model on the
+    same platform and GPUs (the engine's own ceiling without HTTP and client), where one ran."""
+    serve = cells[cells["stage"] == "serve"]
+    arrivals = serve.get("arrivals", pd.Series(None, index=serve.index, dtype=object))
+    offline = serve[(arrivals == "offline") & (serve["status"] == "ok")]
+    twin = ["platform", "model", "framework", "world_size"]
+    ceiling = {
+        tuple(r[k] for k in twin): r.get("output_tokens_per_s") for _, r in offline.iterrows()
+    }
+    ratios = {}
+    for index, row in serve.iterrows():
+        best = ceiling.get(tuple(row[k] for k in twin))
+        served = row.get("output_tokens_per_s")
+        if row.get("arrivals") != "offline" and best and pd.notna(served):
+            ratios[index] = served / best
+    return pd.Series(ratios, dtype=float)
 
 
 def serving_table(cells: pd.DataFrame) -> pd.DataFrame:
     """Figs. 6-10 in numbers: one row per platform x model x engine x workload."""
     rows = []
-    for _, row in cells[cells["stage"] == "serve"].iterrows():
+    ratios = served_over_offline(cells)
+    for index, row in cells[cells["stage"] == "serve"].iterrows():
+        row = row.copy()
+        row["served_over_offline"] = ratios.get(index)
         # counts wherever the load ran: an error record says how many of its requests failed
         ran = pd.notna(row.get("requests"))
         out = {
@@ -173,7 +197,8 @@ def latency_cdf_figure(requests: pd.DataFrame, metric: str, png: Path, pdf: Path
 def percentile_figure(cells: pd.DataFrame, png: Path, pdf: Path) -> None:
     """Fig. 10: median, p90 and p99 of TTFT, TPOT, ITL and E2E, one panel each."""
     cells = serving_cells(cells)
-    cells = cells[cells["status"] == "ok"]
+    latency = cells.get("ttft_median_ms", pd.Series(None, index=cells.index, dtype=float))
+    cells = cells[(cells["status"] == "ok") & latency.notna()]  # offline cells have none
     if cells.empty:
         return empty_figure("no completed serving cells", png, pdf)
     figure, axes = plt.subplots(1, 4, figsize=(15, max(2.5, 0.45 * len(cells) + 1.3)), sharey=True)

@@ -99,12 +99,14 @@ def cells_frame(records: list[dict], rates: dict | None = None) -> pd.DataFrame:
         row["interconnect"] = accelerators.get("interconnect") if accelerators.get("gpus") else None
         row.update(what_ran(record.get("settings") or {}))
         row["ladder_rung"] = (record.get("settings") or {}).get("ladder_rung")
+        row["arrivals"] = ((record.get("settings") or {}).get("workload") or {}).get("arrivals")
         row.update(derived_metrics(record, row, (rates or {}).get(row["platform"]) or {}))
         rows.append(row)
     if not rows:
         columns = ["batch_size", "search_hit_limit", "gpu", "interconnect", "attention_kernel",
                    "optimizer"]  # fmt: skip
-        return pd.DataFrame(columns=[*CELL_COLUMNS, *columns, "compile_mode", "ladder_rung"])
+        empty = [*CELL_COLUMNS, *columns, "compile_mode", "ladder_rung", "arrivals"]
+        return pd.DataFrame(columns=empty)
     frame = pd.DataFrame(rows)
     return frame.sort_values("key", key=lambda keys: keys.map(natural_order)).reset_index(drop=True)
 

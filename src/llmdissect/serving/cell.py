@@ -18,6 +18,7 @@ from ..records import make_record, now_iso, write_json_atomic
 from .engines import EngineServer, engine_launch, engine_version
 from .loadgen import Arrivals, Endpoint, Timeouts, run_load
 from .metrics import failure_counts, serving_metrics
+from .offline import offline_command, offline_metrics, run_offline
 from .trace import RequestTrace, write_traces
 
 BYTES_PER_WEIGHT = {"bfloat16": 2, "float16": 2, "float32": 4}
@@ -123,16 +124,34 @@ def run_serving_cell(
         "engine_version": engine_version(launch),
     }
     status, reason, metrics, traces = "ok", None, {}, []
+    # the engine's GPUs (the cell's); on a CPU machine the packages' counters
+    device = "cuda" if device_memory_gb else "cpu"
     problem = weights_problem(shape, template, device_memory_gb)
     if problem:
         status, reason = "infeasible", problem
+    elif workload["arrivals"] == "offline":
+        command = offline_command(
+            template, model_dir, prompts_path, max_tokens, len(prompts[0]) + max_tokens,
+            server_log.with_suffix(".counts.json"),  # beside the engine log, not a record
+        )  # fmt: skip
+        settings["command"] = command
+        del settings["endpoint"]
+        deadline_s = template["startup_timeout_s"] + workload["request_timeout_s"]
+        energy = EnergyWindow(device)
+        try:
+            counts = run_offline(command, launch.env, server_log, deadline_s, energy)
+            metrics = offline_metrics(counts)
+            metrics.update(
+                energy_per_token(energy, counts["output_tokens"], counts["prompt_tokens"])
+            )
+        except Exception as error:  # a record with its reason, as a served cell's
+            status = failure_status(f"{error}")
+            reason = f"{type(error).__name__}: {error}\n(engine log: {server_log})"
     else:
         try:
             with server:
                 log(f"{cell.key}: engine healthy after {server.startup_s:.1f} s")
                 warm_up(launch.endpoint, prompts, timeouts)
-                # the engine's GPUs (the cell's); on a CPU machine the packages' counters
-                device = "cuda" if device_memory_gb else "cpu"
                 traces, metrics = [], {"startup_s": server.startup_s}
                 levels = []
                 for level, arrivals, sent in load_levels(workload, prompts):
@@ -212,8 +231,13 @@ def serving_energy(energy: EnergyWindow, traces: list[RequestTrace]) -> dict:
     """Energy over the load (first send to last answer): per token of prompt and output, and
     per output token, of the completed requests."""
     ok = [t for t in traces if t.ok]
-    output = sum(t.output_tokens for t in ok)
-    metrics = energy.metrics(output + sum(t.prompt_tokens for t in ok))
+    return energy_per_token(
+        energy, sum(t.output_tokens for t in ok), sum(t.prompt_tokens for t in ok)
+    )
+
+
+def energy_per_token(energy: EnergyWindow, output: int, prompt: int) -> dict:
+    metrics = energy.metrics(output + prompt)
     joules = metrics["energy_j"]
     metrics["joules_per_output_token"] = round(joules / output, 6) if joules and output else None
     return metrics
