@@ -130,16 +130,17 @@ def run_serving_cell(
     if problem:
         status, reason = "infeasible", problem
     elif workload["arrivals"] == "offline":
+        counts_path = server_log.with_suffix(".counts.json")  # beside the engine log
         command = offline_command(
             template, model_dir, prompts_path, max_tokens, len(prompts[0]) + max_tokens,
-            server_log.with_suffix(".counts.json"),  # beside the engine log, not a record
+            counts_path,
         )  # fmt: skip
         settings["command"] = command
         del settings["endpoint"]
         deadline_s = template["startup_timeout_s"] + workload["request_timeout_s"]
         energy = EnergyWindow(device)
         try:
-            counts = run_offline(command, launch.env, server_log, deadline_s, energy)
+            counts = run_offline(command, counts_path, launch.env, server_log, deadline_s, energy)
             metrics = offline_metrics(counts)
             metrics.update(
                 energy_per_token(energy, counts["output_tokens"], counts["prompt_tokens"])

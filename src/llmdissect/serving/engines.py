@@ -52,6 +52,20 @@ def engine_python(template: dict) -> str:
     return found
 
 
+def vllm_engine_flags(template: dict, max_model_len: int) -> list[str]:
+    """The engine settings a served and an offline vLLM cell share, as vLLM's own flags."""
+    flags = [
+        "--load-format", "dummy",  # random weights: runtime does not depend on their values
+        "--dtype", template["dtype"],
+        "--tensor-parallel-size", str(template["tensor_parallel_size"]),
+        "--gpu-memory-utilization", str(template["memory_fraction"]),
+        "--max-model-len", str(max_model_len),
+    ]  # fmt: skip
+    if template.get("max_batch_tokens"):
+        flags += ["--max-num-batched-tokens", str(template["max_batch_tokens"])]
+    return flags + [str(arg) for arg in template.get("extra_args", [])]
+
+
 def vllm_launch(template: dict, model: str, model_dir: Path, max_model_len: int) -> Launch:
     port = template.get("port") or free_port()
     python = engine_python(template)
@@ -61,15 +75,8 @@ def vllm_launch(template: dict, model: str, model_dir: Path, max_model_len: int)
         "--served-model-name", model,
         "--host", HOST,
         "--port", str(port),
-        "--load-format", "dummy",  # random weights: runtime does not depend on their values
-        "--dtype", template["dtype"],
-        "--tensor-parallel-size", str(template["tensor_parallel_size"]),
-        "--gpu-memory-utilization", str(template["memory_fraction"]),
-        "--max-model-len", str(max_model_len),
+        *vllm_engine_flags(template, max_model_len),
     ]  # fmt: skip
-    if template.get("max_batch_tokens"):
-        command += ["--max-num-batched-tokens", str(template["max_batch_tokens"])]
-    command += [str(arg) for arg in template.get("extra_args", [])]
     base = f"http://{HOST}:{port}"
     return Launch(
         command=command,
@@ -244,25 +251,33 @@ class EngineServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def log_tail(self, lines: int = 30) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def stop(self, grace_s: float = 30.0) -> None:
-        if self.process is None:
-            return
-        group = self.process.pid  # its own session: the group id is the leader's pid
-        if self.process.poll() is None:
-            os.killpg(group, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # workers that outlived the leader, also when the leader died on its own
-            os.killpg(group, signal.SIGKILL)
-        except ProcessLookupError:
+        if self.process is not None:
+            stop_process_group(self.process, grace_s)
+
+
+def log_tail(log_path: Path, lines: int = 30) -> str:
+    if not log_path.exists():
+        return "(no log)"
+    return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to a process started in its own session, SIGKILL to its group after grace_s."""
+    group = process.pid  # its own session: the group id is the leader's pid
+    if process.poll() is None:
+        os.killpg(group, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
             pass
-        self.process.wait()
+    try:  # workers that outlived the leader, also when the leader died on its own
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 def healthy(url: str) -> bool:

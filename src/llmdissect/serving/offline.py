@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 from ..energy import EnergyWindow
-from .engines import engine_python
+from .engines import engine_python, log_tail, stop_process_group, vllm_engine_flags
 from .vllm_offline_worker import GENERATED, GENERATING
 
 WORKER = Path(__file__).with_name("vllm_offline_worker.py")
 EXIT_GRACE_S = 120
+POLL_S = 0.05
 
 
 class OfflineFailed(RuntimeError):
@@ -23,78 +23,68 @@ class OfflineFailed(RuntimeError):
 
 
 def offline_command(template: dict, model_dir: Path, prompts: Path, max_tokens: int,
-                    max_model_len: int, out: Path) -> list[str]:  # fmt: skip
-    command = [
+                    max_model_len: int, counts: Path) -> list[str]:  # fmt: skip
+    """The worker with the served cell's engine flags (vllm_engine_flags): the same settings."""
+    return [
         engine_python(template), str(WORKER),
-        "--model-dir", str(model_dir),
+        "--model", str(model_dir),
         "--prompts", str(prompts),
         "--max-tokens", str(max_tokens),
-        "--max-model-len", str(max_model_len),
-        "--dtype", template["dtype"],
-        "--memory-fraction", str(template["memory_fraction"]),
-        "--tensor-parallel-size", str(template["tensor_parallel_size"]),
-        "--out", str(out),
+        "--counts", str(counts),
+        *vllm_engine_flags(template, max_model_len),
     ]  # fmt: skip
-    if template.get("max_batch_tokens"):
-        command += ["--max-batch-tokens", str(template["max_batch_tokens"])]
-    return command
 
 
-def run_offline(command: list[str], env: dict, log_path: Path, deadline_s: float,
+def run_offline(command: list[str], counts: Path, env: dict, log_path: Path, deadline_s: float,
                 energy: EnergyWindow) -> dict:  # fmt: skip
     """Run the worker in its own process group, its output in log_path; the energy window opens
     and closes on the worker's marks around the measured generation. Returns its counts."""
-    out = Path(command[command.index("--out") + 1])
-    out.unlink(missing_ok=True)
+    counts.unlink(missing_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    env={**os.environ, **env}, start_new_session=True)  # fmt: skip
     try:
-        wait_for_mark(process, log_path, GENERATING, deadline_s)
-        energy.start()
-        wait_for_mark(process, log_path, GENERATED, deadline_s)
-        energy.stop()
+        with log_path.open("rb") as log:
+            wait_for_mark(process, log, GENERATING, deadline_s)
+            energy.start()
+            wait_for_mark(process, log, GENERATED, deadline_s)
+            energy.stop()
         process.wait(timeout=EXIT_GRACE_S)
     except subprocess.TimeoutExpired:
         pass  # an engine slow to shut down: its counts are written before it exits
     finally:
-        stop_group(process)
-    if not out.exists():
+        stop_process_group(process, grace_s=0)
+    if not counts.exists():
         raise OfflineFailed(
             f"the offline engine exited with code {process.returncode} without its counts; "
             f"its log ends:\n{log_tail(log_path)}"
         )
-    return json.loads(out.read_text())
+    return json.loads(counts.read_text())
 
 
-def wait_for_mark(process: subprocess.Popen, log_path: Path, mark: str, deadline_s: float) -> None:
-    start = time.monotonic()
-    while mark not in log_path.read_text(errors="replace"):
+def wait_for_mark(process: subprocess.Popen, log, mark: str, deadline_s: float) -> None:
+    """Read the log (binary) as it grows, only its new lines: this runs during the measured
+    generation. Returns at the line that holds the mark."""
+    start, wanted, step = time.monotonic(), mark.encode(), mark.split(": ")[1]
+    while True:
+        line = log.readline()
+        if wanted in line:
+            return
+        if line.endswith(b"\n"):
+            continue  # a whole line without the mark: read on
+        log.seek(-len(line), os.SEEK_CUR)  # a line still being written: read it again later
         if process.poll() is not None:
             raise OfflineFailed(
-                f"the offline engine exited with code {process.returncode} before "
-                f"{mark.split(': ')[1]}; its log ends:\n{log_tail(log_path)}"
+                f"the offline engine exited with code {process.returncode} before {step}; "
+                f"its log ends:\n{log_tail(Path(log.name))}"
             )
         if time.monotonic() - start > deadline_s:
             raise OfflineFailed(
-                f"the offline engine was not {mark.split(': ')[1]} within {deadline_s:.0f} s; "
-                f"its log ends:\n{log_tail(log_path)}"
+                f"the offline engine was not {step} within {deadline_s:.0f} s; "
+                f"its log ends:\n{log_tail(Path(log.name))}"
             )
-        time.sleep(0.05)
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    try:  # its workers too
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
-def log_tail(log_path: Path, lines: int = 30) -> str:
-    text = log_path.read_text(errors="replace") if log_path.exists() else "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
+        time.sleep(POLL_S)
 
 
 def offline_metrics(counts: dict) -> dict:

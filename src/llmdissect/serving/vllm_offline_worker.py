@@ -17,32 +17,31 @@ WARMUP_PROMPTS, WARMUP_TOKENS = 2, 4
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", required=True)
     parser.add_argument("--prompts", type=Path, required=True)
     parser.add_argument("--max-tokens", type=int, required=True)
-    parser.add_argument("--max-model-len", type=int, required=True)
+    parser.add_argument("--counts", type=Path, required=True)
+    # the served cell's engine flags, vLLM's own names (an unknown one is refused by name)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--load-format", required=True)
     parser.add_argument("--dtype", required=True)
-    parser.add_argument("--memory-fraction", type=float, required=True)
-    parser.add_argument("--tensor-parallel-size", type=int, default=1)
-    parser.add_argument("--max-batch-tokens", type=int)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--tensor-parallel-size", type=int, required=True)
+    parser.add_argument("--gpu-memory-utilization", type=float, required=True)
+    parser.add_argument("--max-model-len", type=int, required=True)
+    parser.add_argument("--max-num-batched-tokens", type=int)
     args = parser.parse_args()
 
     from vllm import LLM, SamplingParams, TokensPrompt
 
     lines = args.prompts.read_text().splitlines()
     prompts = [json.loads(line)["prompt_token_ids"] for line in lines if line.strip()]
+    engine = {
+        key: getattr(args, key)
+        for key in ("model", "load_format", "dtype", "tensor_parallel_size",
+                    "gpu_memory_utilization", "max_model_len", "max_num_batched_tokens")
+        if getattr(args, key) is not None
+    }  # fmt: skip
     started = time.perf_counter()
-    engine_args = {"max_num_batched_tokens": args.max_batch_tokens} if args.max_batch_tokens else {}
-    llm = LLM(
-        model=args.model_dir,
-        load_format="dummy",  # random weights, as the served cell has
-        dtype=args.dtype,
-        tensor_parallel_size=args.tensor_parallel_size,
-        gpu_memory_utilization=args.memory_fraction,
-        max_model_len=args.max_model_len,
-        **engine_args,
-    )
+    llm = LLM(**engine)
     startup_s = time.perf_counter() - started
     inputs = [TokensPrompt(prompt_token_ids=ids) for ids in prompts]
     llm.generate(inputs[:WARMUP_PROMPTS], SamplingParams(max_tokens=WARMUP_TOKENS, ignore_eos=True))
@@ -60,7 +59,7 @@ def main() -> None:
         "output_tokens": sum(counts),
         "token_count_mismatches": sum(count != args.max_tokens for count in counts),
     }
-    args.out.write_text(json.dumps(result) + "\n")
+    args.counts.write_text(json.dumps(result) + "\n")
 
 
 if __name__ == "__main__":
