@@ -74,6 +74,7 @@ def test_defaults_are_filled_in(good, schema):
         "start": 1,
         "limit": 256,
         "fit_check_steps": 2,
+        "method": "predicted",
     }
     assert config["aggregate"]["import_dirs"] == []
 

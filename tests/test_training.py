@@ -89,7 +89,10 @@ def test_largest_batch_cell_writes_a_valid_record_with_its_search(spec, tmp_path
     assert read_record(tmp_path / "r.json") == record
     assert record["status"] == "ok" and record["metrics"]["batch_size"] == 4
     search = record["settings"]["batch_search"]
+    # no memory cap on this spec, so no line to predict with: the search doubles
     assert search["hit_limit"] and [p["batch"] for p in search["probes"]] == [1, 2, 4]
+    assert search["method"] == "predicted" and search["probe_count"] == 3
+    assert all(p["seconds"] > 0 for p in search["probes"])
     assert record["settings"]["recompute"] is True
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from ..cells import TrainingCell
 from ..environment import collect_manifest
 from ..records import make_record, now_iso, read_record, write_json_atomic
-from .batch_search import max_batch_search
+from .batch_search import max_batch_search, predicted_batch_search
+from .memory import search_memory
 from .probe import first_line, run_probe
 from .repeats import repeating
 from .spec import TrainSpec
@@ -24,6 +25,7 @@ class SearchSettings:
     start: int = 1
     limit: int = 256
     fit_check_steps: int = 2  # the optimizer state exists only after the first step
+    method: str = "predicted"  # or "bisect": doubling then bisection, no memory readings
 
 
 @dataclass
@@ -131,23 +133,19 @@ def measure_at_recorded_batch(cell, spec, largest_record, probe) -> dict:
 
 def measure_cell(cell, spec, search, settings, probe, log) -> dict:
     if cell.batch == "max":
-
-        def fits(batch: int) -> bool:
-            probe_spec = spec.with_batch(
-                batch, warmup_steps=0, measured_steps=search.fit_check_steps
-            )
-            outcome = probe(probe_spec, f"search_b{batch}", False)
-            log(f"{cell.key}: batch {batch} -> {outcome['status']}")
-            if outcome["status"] not in ("ok", "oom"):
-                raise ProbeFailed(outcome)
-            return outcome["status"] == "ok"
-
         try:
-            result = max_batch_search(fits, search.start, search.limit)
+            result, seconds = search_largest(cell, spec, search, probe, log)
         except ProbeFailed as failed:
             return failed.outcome
         settings["batch_search"] = {
-            "probes": [{"batch": b, "fits": ok} for b, ok in result.probes],
+            "method": result.method,
+            "probes": [
+                dict(p.as_dict(), seconds=round(s, 1))
+                for p, s in zip(result.probes, seconds, strict=True)
+            ],
+            "probe_count": len(result.probes),
+            "seconds": round(sum(seconds), 1),
+            "start": search.start,
             "limit": search.limit,
             "hit_limit": result.hit_limit,
         }
@@ -158,18 +156,41 @@ def measure_cell(cell, spec, search, settings, probe, log) -> dict:
     return probe(final_spec, "measure", True)
 
 
+def search_largest(cell, spec, search, probe, log):
+    """The search's result and each probe's wall seconds. Each probe is a short run (no warm-up,
+    `fit_check_steps` steps) in a process of its own."""
+    seconds = []
+
+    def measure(batch: int) -> tuple[bool, float | None, float | None]:
+        probe_spec = spec.with_batch(batch, warmup_steps=0, measured_steps=search.fit_check_steps)
+        began = time.monotonic()
+        outcome = probe(probe_spec, f"search_b{batch}", False)
+        seconds.append(time.monotonic() - began)
+        log(f"{cell.key}: batch {batch} -> {outcome['status']} ({seconds[-1]:.0f} s)")
+        if outcome["status"] not in ("ok", "oom"):
+            raise ProbeFailed(outcome)
+        fits = outcome["status"] == "ok"
+        return (fits, *search_memory(outcome.get("metrics") or {}))
+
+    if search.method == "bisect":
+        return max_batch_search(lambda b: measure(b)[0], search.start, search.limit), seconds
+    return predicted_batch_search(measure, search.start, search.limit), seconds
+
+
 def measure_largest(spec, batch, settings, probe, log, key) -> dict:
     """The full run can need a little more memory than the short fit check (allocator
-    fragmentation over more steps). When it does not fit, step the batch down (about 6% of it,
-    doubling the step after each further failure) until a full run fits, then bisect the gap
-    left with full runs: a few runs instead of one per batch size."""
+    fragmentation over more steps), and a batch at the very edge can fit on one run and not on
+    the next. When a full run or any of its repeats does not fit, step the batch down (about 6%
+    of it, doubling the step after each further failure) until every run fits, then bisect the
+    gap left with full runs: a few runs instead of one per batch size. The record lists the
+    batches that ran out of memory this way (`full_run_oom`)."""
     fitted = None  # (batch, outcome) of the largest full run that fitted so far
     too_big = None  # the smallest batch whose full run ran out of memory
     step = max(1, batch // 16)
     while True:
         final_spec = spec.with_batch(batch, spec.warmup_steps, spec.measured_steps)
         outcome = probe(final_spec, "measure", True)
-        status = outcome["status"]
+        status = "oom" if "oom" in outcome.get("repeat_statuses", ()) else outcome["status"]
         if status not in ("ok", "oom") or (status == "ok" and too_big is None):
             return outcome  # it fitted at once, or failed for another reason than memory
         if status == "ok":

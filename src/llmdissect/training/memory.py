@@ -7,6 +7,7 @@ allocation fails past the card's memory; the peak is the process's maximum resid
 from __future__ import annotations
 
 import resource
+from pathlib import Path
 
 import torch
 
@@ -53,15 +54,74 @@ def device_used_gb(device: str) -> float | None:
         return None
 
 
-def peak_memory(device: str, device_peak_gb: float | None) -> dict:
+def process_status_kib() -> dict[str, int]:
+    """The kB fields of /proc/self/status (VmPeak, VmSize, VmData ...); empty if unreadable."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        if value.strip().endswith(" kB"):
+            fields[name] = int(value.split()[0])
+    return fields
+
+
+def peak_data_gb() -> float | None:
+    """The peak of what RLIMIT_DATA counts (private writable mappings), from the peak of the
+    whole address space less the mappings that are not data (code, shared files), which stay
+    put once the imports are done."""
+    status = process_status_kib()
+    if not {"VmPeak", "VmSize", "VmData"} <= status.keys():
+        return None
+    not_data = status["VmSize"] - status["VmData"]
+    return (status["VmPeak"] - not_data) * 1024 / GB
+
+
+def capacity_gb(device: str, limit_gb: float | None) -> float | None:
+    """The memory a probe may fill before it runs out: its cap, else the whole GPU (None on an
+    uncapped CPU, whose limit is the host's and not the cell's)."""
+    if limit_gb is not None:
+        return limit_gb
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory / GB
+    return None
+
+
+def peak_memory(device: str, device_peak_gb: float | None, limit_gb: float | None = None) -> dict:
     rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB  # ru_maxrss is KiB
+    data_gb = peak_data_gb()
     stats = {
         "peak_mem_allocated_gb": None,
         "peak_mem_reserved_gb": None,
         "peak_mem_device_gb": device_peak_gb,
         "peak_rss_gb": round(rss_gb, 3),
+        "peak_data_gb": None if data_gb is None else round(data_gb, 3),
+        "memory_capacity_gb": round_or_none(capacity_gb(device, limit_gb)),
     }
     if device.startswith("cuda"):
         stats["peak_mem_allocated_gb"] = round(torch.cuda.max_memory_allocated(device) / GB, 3)
         stats["peak_mem_reserved_gb"] = round(torch.cuda.max_memory_reserved(device) / GB, 3)
     return stats
+
+
+def round_or_none(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def search_memory(metrics: dict) -> tuple[float | None, float | None]:
+    """What a batch search predicts with: the peak memory a fitting probe used and the memory
+    it could have used, in the same terms. On a GPU, torch's allocations against the card (or
+    the cap) less what torch does not hold (the CUDA context, seen by NVML); on a CPU, the data
+    segment against RLIMIT_DATA."""
+    capacity = metrics.get("memory_capacity_gb")
+    allocated = metrics.get("peak_mem_allocated_gb")
+    if capacity is None:
+        return None, None
+    if allocated is None:
+        return metrics.get("peak_data_gb"), capacity
+    device, reserved = metrics.get("peak_mem_device_gb"), metrics.get("peak_mem_reserved_gb")
+    if device is not None and reserved is not None and device > reserved:
+        capacity -= device - reserved
+    return allocated, capacity

@@ -96,7 +96,7 @@ def measure(spec: TrainSpec, steps_path: Path | None, rank: int) -> dict:
         matmul_params=counts.get("matmul_params"),
         trainable_matmul_params=counts.get("matmul_params_trainable"),
     )
-    metrics.update(peak_memory(device, device_peak))
+    metrics.update(peak_memory(device, device_peak, spec.memory_limit_gb))
     metrics.update(energy.metrics(sum(s.tokens for s in steps if not s.warmup)))
     metrics.update(counts)
     metrics["batch_size"] = spec.batch_size

@@ -69,6 +69,7 @@ def combine(outcomes: list[dict]) -> dict:
             if len(series) > 1:  # one run left: no interval to give
                 metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = interval(series)
     metrics["repeats"] = len(ok)
+    combined["repeat_statuses"] = [o["status"] for o in outcomes]
     metrics["repeat_values"] = values
     failed = [o for o in outcomes if o["status"] != "ok"]
     if failed:
