@@ -103,6 +103,10 @@ def peak_memory(device: str, device_peak_gb: float | None, limit_gb: float | Non
     if device.startswith("cuda"):
         stats["peak_mem_allocated_gb"] = round(torch.cuda.max_memory_allocated(device) / GB, 3)
         stats["peak_mem_reserved_gb"] = round(torch.cuda.max_memory_reserved(device) / GB, 3)
+        free, total = torch.cuda.mem_get_info(device)
+        # what the device holds beyond torch's cache: the CUDA context, library workspaces
+        held = (total - free - torch.cuda.memory_reserved(device)) / GB
+        stats["device_overhead_gb"] = round(max(0.0, held), 3)
     return stats
 
 
@@ -113,15 +117,13 @@ def round_or_none(value: float | None, digits: int = 3) -> float | None:
 def search_memory(metrics: dict) -> tuple[float | None, float | None]:
     """What a batch search predicts with: the peak memory a fitting probe used and the memory
     it could have used, in the same terms. On a GPU, torch's allocations against the card (or
-    the cap) less what torch does not hold (the CUDA context, seen by NVML); on a CPU, the data
-    segment against RLIMIT_DATA."""
+    the cap) less what the device holds beyond torch (the CUDA context); on a CPU, the data
+    segment against RLIMIT_DATA. Under a cap on a GPU the overhead counts too: a small
+    underestimate that the neighbour probe corrects."""
     capacity = metrics.get("memory_capacity_gb")
     allocated = metrics.get("peak_mem_allocated_gb")
     if capacity is None:
         return None, None
     if allocated is None:
         return metrics.get("peak_data_gb"), capacity
-    device, reserved = metrics.get("peak_mem_device_gb"), metrics.get("peak_mem_reserved_gb")
-    if device is not None and reserved is not None and device > reserved:
-        capacity -= device - reserved
-    return allocated, capacity
+    return allocated, capacity - (metrics.get("device_overhead_gb") or 0.0)
