@@ -174,3 +174,36 @@ def test_on_the_tiny_model_the_predicted_search_agrees_with_bisection_in_fewer_p
     assert by_line["probe_count"] < by_bisection["probe_count"]
     assert by_line["probe_count"] <= 4
     assert by_line["method"] == "predicted" and by_bisection["method"] == "bisect"
+
+
+def test_on_a_gpu_the_line_follows_the_forward_backward_peak_not_the_optimizer_step():
+    # shaped on Megatron-core 7B on an H200: the optimizer step sets the whole step's peak at
+    # small batches (62.8 GB at batch 1 and 4); forward and backward grow 3.31 GB per sample;
+    # batch 26 fitted, 27 did not
+    from llmdissect.training.memory import search_memory
+
+    def gpu_metrics(batch: int) -> dict:
+        growing = 37.6 + 3.31 * batch
+        return {
+            "memory_capacity_gb": 139.8,
+            "device_overhead_gb": 1.3,
+            "peak_mem_allocated_gb": max(62.8, growing),
+            "peak_mem_forward_backward_allocated_gb": growing,
+        }
+
+    def measure(batch: int):
+        return (batch <= 26, *search_memory(gpu_metrics(batch)))
+
+    result = predicted_batch_search(measure, start=4, limit=256)
+    assert result.max_batch == 26
+    assert len(result.probes) <= 4
+
+    whole_step = {k: v for k, v in gpu_metrics(4).items() if "forward" not in k}
+    assert search_memory(whole_step)[0] == 62.8  # without the split, the flat peak
+
+
+def test_search_memory_on_the_cpu_is_the_data_segment_against_the_cap():
+    from llmdissect.training.memory import search_memory
+
+    assert search_memory({"memory_capacity_gb": 1.5, "peak_data_gb": 0.8}) == (0.8, 1.5)
+    assert search_memory({"memory_capacity_gb": None, "peak_data_gb": 0.8}) == (None, None)

@@ -135,6 +135,41 @@ def measured_cells():
     return cells
 
 
+def reused_records():
+    """Cells whose records the import folders already hold (aggregate.reuse_imported)."""
+    from llmdissect.resume import reusable_records
+
+    if not config["aggregate"]["reuse_imported"]:
+        return {}
+    keys = [cell.key for cell in measured_cells()]
+    return reusable_records(config["aggregate"]["import_dirs"], keys)
+
+
+REUSED = reused_records()
+MEASURED_KEYS = {cell.key for cell in measured_cells()}
+
+
+def cells_to_measure():
+    return [cell for cell in measured_cells() if cell.key not in REUSED]
+
+
+def cell_record(cell):
+    """Where a cell's record is read from: the import folder's when it is reused."""
+    return REUSED.get(cell.key) or record_path(cell)
+
+
+def batch_one_record(w):
+    """A largest-batch cell reads its batch-1 twin's record where the config has one: when
+    batch 1 ran out of memory, so does every batch, and no probe is spent on it. Ancient: a
+    new batch-1 record re-searches nothing."""
+    if w.batch != "max":
+        return []
+    twin = TrainingCell(w.stage, w.platform, w.model, w.framework, w.method, w.world, "1")
+    if twin.key not in MEASURED_KEYS:
+        return []
+    return ancient(cell_record(twin))
+
+
 def largest_batch_record(w):
     """A profiled "max" cell runs at the batch its pre-training cell found. Marked ancient: a
     new search (more measured steps, say) re-profiles nothing; the profiled record names the
@@ -144,7 +179,7 @@ def largest_batch_record(w):
     cell = TrainingCell(
         "pretrain", w.platform, w.model, w.framework, w.method, w.world, "max"
     )
-    return ancient(record_path(cell))
+    return ancient(cell_record(cell))
 
 
 def ladder_batch_record(w):
@@ -156,9 +191,8 @@ def ladder_batch_record(w):
     cell = TrainingCell(
         "ladder", w.platform, w.model, w.framework, w.method, 1, w.batch
     )
-    return ancient(
-        f"results/records/{ladder_reference_key(cell, config['ladder'])}.json"
-    )
+    key = ladder_reference_key(cell, config["ladder"])
+    return ancient(REUSED.get(key) or f"results/records/{key}.json")
 
 
 def engine_model_dir(engine, model):
@@ -174,7 +208,7 @@ def record_path(cell):
 
 
 def measured_records():
-    return [record_path(cell) for cell in measured_cells()]
+    return [record_path(cell) for cell in cells_to_measure()]
 
 
 def imported_records():

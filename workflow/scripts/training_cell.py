@@ -38,4 +38,5 @@ with logged(snakemake.log[0]), claimed_devices(snakemake.resources.gpu, log=echo
         log=echo,
         repeats=measurement.get("repeats", 1),
         largest_record=snakemake.input.get("largest") or None,
+        batch_one_record=snakemake.input.get("batch_one") or None,
     )

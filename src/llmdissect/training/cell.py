@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import traceback
@@ -52,15 +53,20 @@ def run_training_cell(
     log=print,
     largest_record: Path | None = None,
     repeats: int = 1,
+    batch_one_record: Path | None = None,
 ) -> dict:
     """Whatever happens to the probes, the cell ends as a record: a crash is an error record,
     not a failed job. A "max" cell with `largest_record` runs at the batch that record found
-    instead of searching. The final measurement runs `repeats` times, each its own process."""
+    instead of searching; one whose batch-1 cell (`batch_one_record`) ran out of memory is
+    out of memory without a probe. The final measurement runs `repeats` times, each its own
+    process."""
     started_at, started = now_iso(), time.monotonic()
     settings = dict(settings, batch_mode=cell.batch)
     probe = repeating(probe_runner(workdir, limits), repeats)
     if largest_record:
         outcome = guarded(lambda: measure_at_recorded_batch(cell, spec, largest_record, probe))
+    elif cell.batch == "max" and batch_one_record and batch_one_failed(batch_one_record):
+        outcome = batch_one_failed(batch_one_record)
     else:
         outcome = guarded(lambda: measure_cell(cell, spec, search, settings, probe, log))
     return write_cell_record(
@@ -109,6 +115,17 @@ def write_cell_record(
     write_json_atomic(Path(record_path), record)
     log(f"{cell.key}: {record['status']} {record['reason'] or ''}".rstrip())
     return record
+
+
+def batch_one_failed(path: Path) -> dict | None:
+    """The out-of-memory outcome of a largest batch whose batch-1 cell ran out of memory."""
+    record = json.loads(Path(path).read_text())  # status, reason and key are all it needs
+    if record.get("status") != "oom":
+        return None
+    return {
+        "status": "oom",
+        "reason": f"batch 1 ran out of memory ({record['key']}: {record['reason']})"[:500],
+    }
 
 
 def recorded_batch(

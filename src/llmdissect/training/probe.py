@@ -27,7 +27,7 @@ from ..hardware import peak_tflops
 from ..records import write_json_atomic
 from .frameworks import get_framework
 from .loop import padded_batches, plain_steps, run_steps
-from .memory import apply_memory_limit, is_out_of_memory, peak_memory
+from .memory import apply_memory_limit, is_out_of_memory, peak_memory, track_phases
 from .metrics import step_metrics
 from .spec import TrainSpec
 
@@ -62,6 +62,7 @@ def measure(spec: TrainSpec, steps_path: Path | None, rank: int) -> dict:
     if framework.distributed:
         init_process_group(device)
     apply_memory_limit(device, spec.memory_limit_gb)
+    track_phases(device)
     samples = read_training_samples(Path(spec.samples_path))
     try:
         trainer = framework.build(spec, device)
