@@ -147,3 +147,20 @@ def serving_cells(platform: str, section: dict, engines: dict) -> list[ServingCe
         for workload, settings in section["workloads"].items()
         if engine in settings.get("engines", section["engines"])
     ]
+
+
+def config_cells(config: dict, platforms: list[str]) -> list:
+    """Every cell a checked config measures, per platform: pre-training, fine-tuning, serving,
+    profiles, then the ladder (the DAG's order)."""
+    cells = []
+    for platform in platforms:
+        for stage in ("pretrain", "finetune"):
+            if stage in config:
+                cells += training_cells(stage, platform, config[stage])
+        if "serve" in config:
+            cells += serving_cells(platform, config["serve"], config["engines"])
+        if "profile" in config:
+            cells += training_cells("profile", platform, config["profile"])
+        if "ladder" in config:
+            cells += ladder_cells(platform, config["ladder"])
+    return cells

@@ -11,13 +11,11 @@ os.environ.update(
 
 from llmdissect.cells import (
     TrainingCell,
-    ladder_cells,
+    config_cells,
     ladder_reference_key,
     section_models,
     serving_cell_pattern,
-    serving_cells,
     training_cell_pattern,
-    training_cells,
 )
 from llmdissect.config import (
     ConfigError,
@@ -121,18 +119,8 @@ TRAINING_STAGES = [stage for stage in ("pretrain", "finetune") if stage in confi
 
 
 def measured_cells():
-    """Every cell of the config: pre-training, fine-tuning, then serving."""
-    cells = []
-    for platform in PLATFORMS:
-        for stage in TRAINING_STAGES:
-            cells += training_cells(stage, platform, config[stage])
-        if "serve" in config:
-            cells += serving_cells(platform, config["serve"], config["engines"])
-        if "profile" in config:
-            cells += training_cells("profile", platform, config["profile"])
-        if "ladder" in config:
-            cells += ladder_cells(platform, config["ladder"])
-    return cells
+    """Every cell of the config: pre-training, fine-tuning, serving, profiles, the ladder."""
+    return config_cells(config, PLATFORMS)
 
 
 def reused_records():
