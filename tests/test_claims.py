@@ -109,6 +109,12 @@ def test_coverage_follows_the_papers_order_and_says_what_is_measured():
     assert coverage.loc["Table II", "platforms with data"] == "gpu"
     assert coverage.loc["Fig. 4", "status"] == "needs 2+ GPUs"
     assert coverage.loc["Table IX", "status"].startswith("wired only")
+    # the parts the study ran on several GPUs: a row each, with the GPUs and the config
+    several = coverage[coverage["status"].str.startswith("needs ") & (coverage["our files"] == "-")]
+    assert "Tables II-IV: 70B pre-training" in several.index
+    assert several.loc["Figs. 6-10: 70B serving", "status"] == "needs 4 GPUs of 80 GB"
+    assert several.loc["Figs. 6-10: 70B serving", "config"].startswith("config/multigpu.yaml")
+    assert set(several["caveats"]) == {"not measurable on one GPU"}
 
 
 def test_every_table_and_figure_belongs_to_a_study_item_in_order():

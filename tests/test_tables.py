@@ -183,3 +183,46 @@ def test_no_ladder_gives_an_empty_table_and_a_figure_that_says_so(tmp_path):
     assert ladder_table(cells_frame(RECORDS))[0].empty
     ladder_figure(cells_frame([]), tmp_path / "l.png", tmp_path / "l.pdf")
     assert (tmp_path / "l.pdf").exists()
+
+
+def test_the_device_time_table_splits_searching_engine_start_and_measuring():
+    from llmdissect.report.budget import gpu_time_table
+
+    gpu = dict(MANIFEST, accelerators={"gpus": [{"name": "NVIDIA H200"}]})
+    searched = dict(record("baseline", "max", "ok", {"batch_size": 26}), environment=gpu)
+    searched["duration_s"] = 344.0
+    searched["settings"] = {"batch_search": {"probes": [{"batch": b} for b in (1, 4, 27, 26)],
+                                             "seconds": 80.0}}  # fmt: skip
+    served = make_record(
+        key="serve/cpu/tiny/vllm/burst/w1",
+        cell=dict(
+            stage="serve",
+            platform="cpu",
+            model="tiny",
+            framework="vllm",
+            method="burst",
+            world_size=1,
+            batch="all",
+        ),  # fmt: skip
+        status="ok",
+        reason=None,
+        metrics={"startup_s": 60.0},
+        settings={},
+        environment=gpu,
+        started_at=now_iso(),
+        started_monotonic=time.monotonic(),
+    )
+    served["duration_s"] = 100.0
+    table, note = gpu_time_table(cells_frame([searched, served, RECORDS[0]]))
+    rows = {(r["stage"], r["cell"]): r for r in table.to_dict("records")}
+    search = rows[("pretrain", "tiny/torch/baseline/w1/bmax")]
+    assert (search["search probes"], search["searching (s)"], search["measuring (s)"]) == (
+        "4", "80", "264"
+    )  # fmt: skip
+    assert search["GPU time (min)"] == "5.7"
+    engine = rows[("serve", "tiny/vllm/burst/w1")]
+    assert (engine["engine start (s)"], engine["measuring (s)"]) == ("60", "40")
+    assert rows[("pretrain", "tiny/torch/baseline/w1/b1")]["GPU time (min)"] == "-"  # a CPU cell
+    total = rows[("all stages", "3 cells")]
+    assert total["GPU time (min)"] == "7.4" and total["searching (s)"] == "80"
+    assert "wall time" in note

@@ -28,6 +28,23 @@ PAPER_ITEMS = {
     ),
     "operator level": ("profile", "from the abstract: kernel categories and communication overlap"),
 }
+# What the study measured on several GPUs: a row each, with the GPUs it needs and the config
+# that runs it, so that no part is silently missing from a single-GPU set
+MULTI_GPU_PARTS = [
+    ("Fig. 4", "scaling efficiency, DeepSpeed + 4-bit, 7B, batch 2 per GPU",
+     "2-8 GPUs (the study: 8)", "config/multigpu.yaml (world_sizes 1, 2, 4, 8)"),
+    ("Tables III-IV", "ZeRO-2 / ZeRO-3 sharding and its memory cut", "2+ GPUs (the study: 8)",
+     "config/multigpu.yaml"),
+    ("Table II", "Megatron-core with tensor parallelism", "2+ GPUs (the study: 8)",
+     "config/multigpu.yaml (megatron.tensor_parallel)"),
+    ("Table V", "ZeRO's collectives and their overlap with compute", "2+ GPUs (the study: 8)",
+     "config/multigpu.yaml (profile, world_sizes [8])"),
+    ("Tables II-IV", "70B pre-training", "8 GPUs of 80 GB",
+     "config/multigpu.yaml (ZeRO-3, tensor parallel 8)"),
+    ("Table IX", "70B LoRA (138 GB of bf16 weights) and 70B with every method combined",
+     "2+ GPUs of 80 GB (the study: 8 of 24 GB)", "config/paper.yaml"),
+    ("Figs. 6-10", "70B serving", "4 GPUs of 80 GB", "config/multigpu.yaml (vllm-tp4)"),
+]  # fmt: skip
 BEYOND = "beyond the study"
 FIGURE_ITEMS = {"Fig. 6", "Fig. 7", "Fig. 8", "Fig. 9", "Fig. 10"}
 
@@ -74,7 +91,7 @@ def coverage_frame(frames: dict[str, pd.DataFrame], built: dict[str, pd.DataFram
                 "caveats": caveat or "-",
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame([*rows, *multi_gpu_rows(cells)])
 
 
 def status(item: str, tables: list[Table], built: dict, cells: pd.DataFrame) -> str:
@@ -104,3 +121,24 @@ def stage_cells(item: str, cells: pd.DataFrame) -> pd.DataFrame:
 
 
 STAGES = ("pretrain", "finetune", "profile", "serve")
+
+
+def multi_gpu_rows(cells: pd.DataFrame) -> list[dict]:
+    """A coverage row per part of the study that needs several GPUs: the GPUs it needs and the
+    config that runs it; measured where these records hold cells of several processes."""
+    several = sorted(
+        {str(p) for p in cells[cells["world_size"].astype(int) > 1]["platform"]}
+    ) if len(cells) else []  # fmt: skip
+    return [
+        {
+            "study item": f"{item}: {part}",
+            "our files": "-",
+            "config": config,
+            "platforms with data": ", ".join(several) or "-",
+            "status": f"needs {gpus}",
+            "caveats": "not measurable on one GPU"
+            if not several
+            else "cells of several processes: see the item's table",
+        }
+        for item, part, gpus, config in MULTI_GPU_PARTS
+    ]

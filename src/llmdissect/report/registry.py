@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from .budget import gpu_time_table
 from .ladder import ladder_figure, ladder_table
 from .profiling import (
     flash_table,
@@ -195,6 +196,13 @@ TABLES = [
         ladder_table,
         "ladder.rst",
         empty="no ladder measured (config key ladder)",
+    ),
+    Table(
+        "gpu_time",
+        "Device time: per cell and per stage, searching, engine start and measuring",
+        "beyond the study",
+        gpu_time_table,
+        "gpu_time.rst",
     ),
 ]
 

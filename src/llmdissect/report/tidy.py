@@ -44,13 +44,21 @@ def per_level(records: list[dict]) -> list[dict]:
         if not levels:
             expanded.append(record)
             continue
-        for part in levels:
+        for i, part in enumerate(levels):
             level = part["level"]
             metrics = {k: v for k, v in record["metrics"].items() if k != "levels"}
             metrics.update({k: v for k, v in part.items() if k != "level"}, sweep_level=level)
             cell = dict(record["cell"], method=f"{record['cell']['method']}@{level:g}")
+            # the engine ran once for every level: its time belongs to the first one
+            duration = record.get("duration_s") if i == 0 else None
             expanded.append(
-                dict(record, key=f"{record['key']}@{level:g}", cell=cell, metrics=metrics)
+                dict(
+                    record,
+                    key=f"{record['key']}@{level:g}",
+                    cell=cell,
+                    metrics=metrics,
+                    duration_s=duration,
+                )
             )
     return expanded
 
@@ -87,6 +95,9 @@ def cells_frame(records: list[dict], rates: dict | None = None) -> pd.DataFrame:
         row["batch_size"] = (record["metrics"] or {}).get("batch_size")
         search = (record.get("settings") or {}).get("batch_search") or {}
         row["search_hit_limit"] = bool(search.get("hit_limit"))  # the true largest may be larger
+        row["duration_s"] = record.get("duration_s")
+        row["search_probes"] = len(search["probes"]) if search.get("probes") else None
+        row["search_s"] = search.get("seconds")  # older records did not time their probes
         row.update(
             {
                 k: v
@@ -103,8 +114,8 @@ def cells_frame(records: list[dict], rates: dict | None = None) -> pd.DataFrame:
         row.update(derived_metrics(record, row, (rates or {}).get(row["platform"]) or {}))
         rows.append(row)
     if not rows:
-        columns = ["batch_size", "search_hit_limit", "gpu", "interconnect", "attention_kernel",
-                   "optimizer"]  # fmt: skip
+        columns = ["batch_size", "search_hit_limit", "duration_s", "search_probes", "search_s",
+                   "gpu", "interconnect", "attention_kernel", "optimizer"]  # fmt: skip
         empty = [*CELL_COLUMNS, *columns, "compile_mode", "ladder_rung", "arrivals"]
         return pd.DataFrame(columns=empty)
     frame = pd.DataFrame(rows)
