@@ -124,3 +124,18 @@ def test_every_table_and_figure_belongs_to_a_study_item_in_order():
     ranks = [list(PAPER_ITEMS).index(i) if i in PAPER_ITEMS else 99 for i in ordered]
     assert ranks == sorted(ranks)
     assert item_of(next(f for f in FIGURES if f.name == "fig4_scaling_efficiency")) == "Fig. 4"
+
+
+def test_a_claim_whose_compared_cell_ran_out_of_memory_says_so_not_that_nothing_ran():
+    oom = cell("deepspeed", "baseline", "1", None, status="oom",
+               reason="OutOfMemoryError: CUDA out of memory. Tried to allocate 25.10 GiB. GPU 0 "
+                      "has a total capacity of 139.80 GiB")  # fmt: skip
+    cells = pd.DataFrame([oom, cell("megatron", "baseline", "1", 1680.0)])
+    table = judge_claims(cells).set_index("claim")
+    assert table.loc["1b", "verdict"] == "not comparable"
+    assert table.loc["1b", "ours"] == "deepspeed baseline b=1: OOM; megatron baseline b=1: ran"
+    assert table.loc["1b", "why"] == (
+        "deepspeed baseline ran out of memory here: OutOfMemoryError: CUDA out of memory. "
+        "Tried to allocate 25.10 GiB"
+    )
+    assert table.loc["1a", "verdict"] == "not measurable here"  # no largest-batch cells at all

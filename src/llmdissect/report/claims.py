@@ -60,6 +60,8 @@ def judge_claims(cells: pd.DataFrame, thresholds: Thresholds | None = None) -> p
         check = CHECKS[claim["check"]]
         findings = list(check(ok, thresholds, claim.get("values") or {})) if len(ok) else []
         if not findings:
+            findings = list(failed_comparisons(cells, claim.get("cells") or []))
+        if not findings:
             findings = [Finding("-", "-", "-", NOT_MEASURED, claim["needs"])]
         for found in findings:
             rows.append(
@@ -72,6 +74,47 @@ def judge_claims(cells: pd.DataFrame, thresholds: Thresholds | None = None) -> p
                 }
             )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def failed_comparisons(cells: pd.DataFrame, needed: list[str]) -> Iterator[Finding]:
+    """Per platform x model where every cell a claim compares was measured and one of them
+    failed (an OOM, say): a finding that names it, since the comparison cannot be made there."""
+    if not len(cells) or not needed:
+        return
+    found = {}
+    for spec in needed:
+        stage, framework, method, batch = spec.split()
+        rows = cells[
+            (cells["stage"] == stage)
+            & (cells["framework"] == framework)
+            & (cells["method"] == method)
+            & (cells["batch"].astype(str) == batch)
+            & (cells["world_size"].astype(int) == 1)
+        ]
+        for _, row in rows.iterrows():
+            found.setdefault((row["platform"], row["model"]), {})[spec] = row
+    for (platform, model), rows in sorted(found.items()):
+        failed = [spec for spec in needed if spec in rows and rows[spec]["status"] != "ok"]
+        if len(rows) < len(needed) or not failed:
+            continue
+        ours = "; ".join(f"{' '.join(spec.split()[1:3])} b={spec.split()[3]}: "
+                         f"{STATUS_WORDS.get(rows[spec]['status'], rows[spec]['status'])}"
+                         for spec in needed)  # fmt: skip
+        first = rows[failed[0]]
+        what = " ".join(failed[0].split()[1:3])
+        happened = "ran out of memory" if first["status"] == "oom" else "did not run"
+        yield Finding(
+            platform, model, ours, NOT_COMPARABLE, f"{what} {happened} here: {short(first)}"
+        )
+
+
+def short(row: pd.Series) -> str:
+    """A failure's reason up to its second sentence (CUDA's OOM message runs on for lines)."""
+    sentences = str(row.get("reason") or "").split(". ")
+    return ". ".join(sentences[:2])[:160]
+
+
+STATUS_WORDS = {"ok": "ran", "oom": "OOM", "infeasible": "n/a", "error": "error"}
 
 
 # ---- reading the cells ---------------------------------------------------------------------
