@@ -152,7 +152,9 @@ def batch_one_record(w):
     new batch-1 record re-searches nothing."""
     if w.batch != "max":
         return []
-    twin = TrainingCell(w.stage, w.platform, w.model, w.framework, w.method, w.world, "1")
+    twin = TrainingCell(
+        w.stage, w.platform, w.model, w.framework, w.method, w.world, "1"
+    )
     if twin.key not in MEASURED_KEYS:
         return []
     return ancient(cell_record(twin))
