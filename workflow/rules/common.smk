@@ -134,7 +134,6 @@ def reused_records():
 
 
 REUSED = reused_records()
-MEASURED_KEYS = {cell.key for cell in measured_cells()}
 
 
 def cells_to_measure():
@@ -144,20 +143,6 @@ def cells_to_measure():
 def cell_record(cell):
     """Where a cell's record is read from: the import folder's when it is reused."""
     return REUSED.get(cell.key) or record_path(cell)
-
-
-def batch_one_record(w):
-    """A largest-batch cell reads its batch-1 twin's record where the config has one: when
-    batch 1 ran out of memory, so does every batch, and no probe is spent on it. Ancient: a
-    new batch-1 record re-searches nothing."""
-    if w.batch != "max":
-        return []
-    twin = TrainingCell(
-        w.stage, w.platform, w.model, w.framework, w.method, w.world, "1"
-    )
-    if twin.key not in MEASURED_KEYS:
-        return []
-    return ancient(cell_record(twin))
 
 
 def largest_batch_record(w):

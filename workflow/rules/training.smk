@@ -2,7 +2,6 @@ rule training_cell:
     input:
         samples="results/data/{model}/train.jsonl",
         model_card="results/data/{model}/model",
-        batch_one=batch_one_record,
     output:
         record=f"results/records/{TRAINING_CELL}.json",
         steps=f"results/records/{TRAINING_CELL}.steps.jsonl",

@@ -4,6 +4,7 @@ from llmdissect.cells import TrainingCell
 from llmdissect.data import file_sha256
 from llmdissect.placement import claimed_devices
 from llmdissect.rule_io import echo, exit_on_sigterm, logged
+from llmdissect.resume import batch_one_record
 from llmdissect.rule_params import run_policy
 from llmdissect.training.cell import ProbeLimits, SearchSettings, run_training_cell
 from llmdissect.training.spec import measurement_spec, record_settings, training_options
@@ -38,5 +39,5 @@ with logged(snakemake.log[0]), claimed_devices(snakemake.resources.gpu, log=echo
         log=echo,
         repeats=measurement.get("repeats", 1),
         largest_record=snakemake.input.get("largest") or None,
-        batch_one_record=snakemake.input.get("batch_one") or None,
+        batch_one_record=batch_one_record(snakemake.config, cell),
     )

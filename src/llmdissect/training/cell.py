@@ -66,7 +66,7 @@ def run_training_cell(
     if largest_record:
         outcome = guarded(lambda: measure_at_recorded_batch(cell, spec, largest_record, probe))
     elif cell.batch == "max" and batch_one_record and batch_one_failed(batch_one_record):
-        outcome = batch_one_failed(batch_one_record)
+        outcome = batch_one_failed(batch_one_record)  # nothing fits: no probe spent on it
     else:
         outcome = guarded(lambda: measure_cell(cell, spec, search, settings, probe, log))
     return write_cell_record(
@@ -119,7 +119,10 @@ def write_cell_record(
 
 def batch_one_failed(path: Path) -> dict | None:
     """The out-of-memory outcome of a largest batch whose batch-1 cell ran out of memory."""
-    record = json.loads(Path(path).read_text())  # status, reason and key are all it needs
+    try:  # status, reason and key are all it needs
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: the search decides
     if record.get("status") != "oom":
         return None
     return {
