@@ -3,8 +3,8 @@ from pathlib import Path
 from llmdissect.cells import TrainingCell
 from llmdissect.data import file_sha256
 from llmdissect.placement import claimed_devices
-from llmdissect.rule_io import echo, exit_on_sigterm, logged
 from llmdissect.resume import batch_one_record
+from llmdissect.rule_io import echo, exit_on_sigterm, logged
 from llmdissect.rule_params import run_policy
 from llmdissect.training.cell import ProbeLimits, SearchSettings, run_training_cell
 from llmdissect.training.spec import measurement_spec, record_settings, training_options
