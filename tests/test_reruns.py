@@ -148,3 +148,10 @@ def test_the_canonical_form_is_the_same_in_any_key_order():
     one = {"b": 1, "a": {"d": [1, {"y": 2, "x": 1}], "c": None}}
     other = {"a": {"c": None, "d": [1, {"x": 1, "y": 2}]}, "b": 1}
     assert repr(canonical(one)) == repr(canonical(other))
+
+
+def test_another_search_method_re_measures_nothing(finished_run, repo):
+    # how the largest batch is searched is policy, like the probes' time limit
+    config = load_test_config(repo)
+    config["pretrain"]["max_batch_search"]["method"] = "bisect"
+    assert measured(dry_run_with(finished_run, config)) == set()

@@ -1,5 +1,6 @@
 import time
 
+from llmdissect.cells import ServingCell
 from llmdissect.environment import collect_manifest
 from llmdissect.records import make_record, now_iso
 from llmdissect.report.format import to_latex, write_table
@@ -193,17 +194,10 @@ def test_the_device_time_table_splits_searching_engine_start_and_measuring():
     searched["duration_s"] = 344.0
     searched["settings"] = {"batch_search": {"probes": [{"batch": b} for b in (1, 4, 27, 26)],
                                              "seconds": 80.0}}  # fmt: skip
+    serving = ServingCell("cpu", "tiny", "vllm", "burst", 1)
     served = make_record(
-        key="serve/cpu/tiny/vllm/burst/w1",
-        cell=dict(
-            stage="serve",
-            platform="cpu",
-            model="tiny",
-            framework="vllm",
-            method="burst",
-            world_size=1,
-            batch="all",
-        ),  # fmt: skip
+        key=serving.key,
+        cell=serving.as_dict(),
         status="ok",
         reason=None,
         metrics={"startup_s": 60.0},

@@ -4,7 +4,8 @@
 
 Reads the config as the Snakefile does (config/config.yaml, then each --configfile over it),
 lists its cells as reused (an import folder holds them, aggregate.reuse_imported), done (a
-record under results/records) or to measure, and predicts each cell's time from records already
+record under results/records; Snakemake still re-measures it if its settings changed since) or
+to measure, and predicts each cell's time from records already
 measured on its platform:
 - the same cell measured before (an error record re-runs, say): its duration;
 - records of the same stage, model, framework and batch (1 or largest): their median;
@@ -20,7 +21,7 @@ import argparse
 import json
 import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -111,7 +112,7 @@ def predict(cell, config: dict, past: list[dict]) -> tuple[float | None, str]:
         if record["key"] == cell.key:
             return record["duration_s"], "this cell's earlier record"
     if batch_kind(info) == "max":
-        twin = cell.key.rsplit("/", 1)[0] + "/b1"
+        twin = replace(cell, batch="1").key
         if any(r["key"] == twin and r.get("status") == "oom" for r in mine):
             return 0.0, "batch 1 ran out of memory: recorded without a probe"
 

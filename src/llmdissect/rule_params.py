@@ -87,8 +87,9 @@ def training_measurement(config: dict, stage: str, w) -> dict:
         measurement["megatron"] = section["megatron"]
     if stage == "finetune":
         measurement["lora"] = section["lora"]
-    if w.batch == "max":
-        measurement["max_batch_search"] = section["max_batch_search"]
+    if w.batch == "max":  # how the search runs (its method) is policy: a change re-searches nothing
+        search = section["max_batch_search"]
+        measurement["max_batch_search"] = {k: v for k, v in search.items() if k != "method"}
     measurement.update(repeats_of(config, stage, w))
     return canonical(measurement)
 
@@ -169,4 +170,6 @@ def run_policy(config: dict, stage: str) -> dict:
     """Time limit and retries of a training, profiled or ladder cell's probes (the last two use
     pre-training's)."""
     section = config["pretrain" if stage in ("profile", "ladder") else stage]
-    return {key: section[key] for key in RUN_POLICY_KEYS}
+    policy = {key: section[key] for key in RUN_POLICY_KEYS}
+    policy["search_method"] = section["max_batch_search"]["method"]
+    return policy

@@ -30,7 +30,7 @@ with logged(snakemake.log[0]), claimed_devices(snakemake.resources.gpu, log=echo
     run_training_cell(
         cell,
         spec,
-        SearchSettings(**measurement.get("max_batch_search", {})),
+        SearchSettings(**measurement.get("max_batch_search", {}), method=policy["search_method"]),
         settings=settings,
         record_path=Path(snakemake.output.record),
         steps_path=Path(snakemake.output.steps),

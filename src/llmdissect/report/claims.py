@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from .format import STATUS_LABELS
 from .profiling import flash_twins, speedup_interval
 from .training import memory_metric
 
@@ -81,9 +82,10 @@ def failed_comparisons(cells: pd.DataFrame, needed: list[str]) -> Iterator[Findi
     failed (an OOM, say): a finding that names it, since the comparison cannot be made there."""
     if not len(cells) or not needed:
         return
+    specs = [tuple(spec.split()) for spec in needed]  # (stage, framework, method, batch)
     found = {}
-    for spec in needed:
-        stage, framework, method, batch = spec.split()
+    for spec in specs:
+        stage, framework, method, batch = spec
         rows = cells[
             (cells["stage"] == stage)
             & (cells["framework"] == framework)
@@ -94,27 +96,28 @@ def failed_comparisons(cells: pd.DataFrame, needed: list[str]) -> Iterator[Findi
         for _, row in rows.iterrows():
             found.setdefault((row["platform"], row["model"]), {})[spec] = row
     for (platform, model), rows in sorted(found.items()):
-        failed = [spec for spec in needed if spec in rows and rows[spec]["status"] != "ok"]
-        if len(rows) < len(needed) or not failed:
+        failed = [spec for spec in specs if spec in rows and rows[spec]["status"] != "ok"]
+        if len(rows) < len(specs) or not failed:
             continue
-        ours = "; ".join(f"{' '.join(spec.split()[1:3])} b={spec.split()[3]}: "
-                         f"{STATUS_WORDS.get(rows[spec]['status'], rows[spec]['status'])}"
-                         for spec in needed)  # fmt: skip
+        ours = "; ".join(
+            f"{spec[1]} {spec[2]} b={spec[3]}: {shown_status(rows[spec])}" for spec in specs
+        )
         first = rows[failed[0]]
-        what = " ".join(failed[0].split()[1:3])
         happened = "ran out of memory" if first["status"] == "oom" else "did not run"
+        what = " ".join(failed[0][1:3])
         yield Finding(
             platform, model, ours, NOT_COMPARABLE, f"{what} {happened} here: {short(first)}"
         )
+
+
+def shown_status(row: pd.Series) -> str:
+    return "ran" if row["status"] == "ok" else STATUS_LABELS[row["status"]]
 
 
 def short(row: pd.Series) -> str:
     """A failure's reason up to its second sentence (CUDA's OOM message runs on for lines)."""
     sentences = str(row.get("reason") or "").split(". ")
     return ". ".join(sentences[:2])[:160]
-
-
-STATUS_WORDS = {"ok": "ran", "oom": "OOM", "infeasible": "n/a", "error": "error"}
 
 
 # ---- reading the cells ---------------------------------------------------------------------

@@ -65,8 +65,8 @@ def run_training_cell(
     probe = repeating(probe_runner(workdir, limits), repeats)
     if largest_record:
         outcome = guarded(lambda: measure_at_recorded_batch(cell, spec, largest_record, probe))
-    elif cell.batch == "max" and batch_one_record and batch_one_failed(batch_one_record):
-        outcome = batch_one_failed(batch_one_record)  # nothing fits: no probe spent on it
+    elif cell.batch == "max" and (failed := batch_one_failed(batch_one_record)):
+        outcome = failed  # nothing fits: no probe spent on it
     else:
         outcome = guarded(lambda: measure_cell(cell, spec, search, settings, probe, log))
     return write_cell_record(
@@ -117,8 +117,10 @@ def write_cell_record(
     return record
 
 
-def batch_one_failed(path: Path) -> dict | None:
+def batch_one_failed(path: Path | None) -> dict | None:
     """The out-of-memory outcome of a largest batch whose batch-1 cell ran out of memory."""
+    if path is None:
+        return None
     try:  # status, reason and key are all it needs
         record = json.loads(Path(path).read_text())
     except (OSError, ValueError):

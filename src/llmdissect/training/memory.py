@@ -16,7 +16,7 @@ from ..oom import says_out_of_memory
 GB = 2**30
 # Share of a GPU's memory that torch's caching allocator loses to fragmentation near the edge:
 # on the H200 at 7B, Megatron-core's batch 26 fitted with 123.7 GB allocated and 135.8 GB
-# reserved of 138.5 usable, and batch 27 (about 127 GB allocated) did not.
+# reserved of 138.5 usable (139.8 less 1.3 held beyond torch), and batch 27 did not.
 ALLOCATOR_HEADROOM = 0.08
 
 
