@@ -177,9 +177,9 @@ def test_on_the_tiny_model_the_predicted_search_agrees_with_bisection_in_fewer_p
 
 
 def test_on_a_gpu_the_line_follows_the_forward_backward_peak_not_the_optimizer_step():
-    # shaped on Megatron-core 7B on an H200: the optimizer step sets the whole step's peak at
-    # small batches (62.8 GB at batch 1 and 4); forward and backward grow 3.31 GB per sample;
-    # batch 26 fitted, 27 did not
+    # the slope is Megatron-core 7B's on an H200 between batch 19 and 26 (3.31 GB per sample;
+    # 26 fitted, 27 did not); the whole step's peak sat at 62.8 GB at batch 1 and 4, set by the
+    # optimizer step. A line that grows from batch 1 settles the edge in 4 probes.
     from llmdissect.training.memory import search_memory
 
     def gpu_metrics(batch: int) -> dict:
@@ -207,3 +207,13 @@ def test_search_memory_on_the_cpu_is_the_data_segment_against_the_cap():
 
     assert search_memory({"memory_capacity_gb": 1.5, "peak_data_gb": 0.8}) == (0.8, 1.5)
     assert search_memory({"memory_capacity_gb": None, "peak_data_gb": 0.8}) == (None, None)
+
+
+def test_phase_peaks_keep_forward_and_backward_apart_and_together():
+    from llmdissect.training.memory import PhasePeaks
+
+    peaks = PhasePeaks("cuda:0")  # no CUDA call until a phase is entered
+    peaks.allocated = {"forward": 5, "backward": 7, "optimizer": 9}
+    assert peaks.peaks() == {"forward": 5, "backward": 7, "optimizer": 9, "forward_backward": 7}
+    peaks.allocated = {"optimizer": 9}
+    assert "forward_backward" not in peaks.peaks()

@@ -36,6 +36,8 @@ def test_predictions_come_from_records_of_the_platform(tmp_path, monkeypatch):
     record(past, f"{key}/bmax", "pretrain", "tiny", "torch", "baseline", "max", 50.0)
     oom = "pretrain/cpu/tiny/deepspeed/zero3+offload+recompute+flash/w1"
     record(past, f"{oom}/b1", "pretrain", "tiny", "deepspeed", "x", "1", 3.0, status="oom")
+    # recorded without a probe: it says nothing of how long a search takes
+    record(past, f"{oom}/bmax", "pretrain", "tiny", "deepspeed", "x", "max", 0.0, status="oom")
     config, problems = load_config([])
     planned = {p.key: p for p in plan(config, [str(past)])}
     assert planned[f"{key}/b1"].seconds == 12.0

@@ -8,7 +8,8 @@ record under results/records; Snakemake still re-measures it if its settings cha
 to measure, and predicts each cell's time from records already
 measured on its platform:
 - the same cell measured before (an error record re-runs, say): its duration;
-- records of the same stage, model, framework and batch (1 or largest): their median;
+- records of the same stage, model, framework and batch (1 or largest) that ran (status ok):
+  their median;
 - records of the same stage and batch on another model: scaled by the training (or decode)
   FLOPs per token of the two models;
 - none: no prediction, and the total says how many cells it leaves out.
@@ -133,11 +134,14 @@ def predict(cell, config: dict, past: list[dict]) -> tuple[float | None, str]:
         (("stage", "model"), "same stage and model"),
         (("model", "framework"), "same model and framework, another stage"),
     ]
+    # only cells that ran their course: an out-of-memory record stops early, or takes no time at
+    # all when its batch-1 twin settled it
+    ran = [r for r in mine if r.get("status") == "ok"]
     for fields, label in tiers:
-        close = [r["duration_s"] for r in mine if alike(r) and same(r, *fields)]
+        close = [r["duration_s"] for r in ran if alike(r) and same(r, *fields)]
         if close:
             return statistics.median(close), f"median of {len(close)} records: {label}"
-    others = [r for r in mine if alike(r) and same(r, "stage")] or [r for r in mine if alike(r)]
+    others = [r for r in ran if alike(r) and same(r, "stage")] or [r for r in ran if alike(r)]
     if others:
         target = model_flops(config, info["model"], info["stage"])
         scaled = [

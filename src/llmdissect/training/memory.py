@@ -43,13 +43,16 @@ class PhasePeaks:
     A largest-batch search draws memory against batch, but at small batches the optimizer
     step's temporaries can set the whole step's peak (Megatron-core and plain PyTorch at 7B on
     an H200: 62.8 GB at batch 1 and at batch 4), and they do not grow with the batch. The
-    forward and backward peak does. Torch keeps one peak counter, so each phase change folds it
-    into the phase's own peak and the running overall peak, then resets it."""
+    forward and backward peak does. The two are kept apart as well: at small batches the backward
+    peak is held up by the weight gradients, which do not grow with the batch either, while the
+    forward peak (weights, optimizer state, saved activations) grows from batch 1. Torch keeps one
+    peak counter, so each phase change folds it into the phase's own peak and the running overall
+    peak, then resets it."""
 
     def __init__(self, device: str):
         self.device = device
         self.group: str | None = None
-        self.allocated: dict[str, int] = {}  # phase group -> peak bytes
+        self.allocated: dict[str, int] = {}  # phase -> peak bytes
         self.overall = (0, 0)  # peak allocated, peak reserved bytes over every phase
 
     def fold(self) -> None:
@@ -60,11 +63,18 @@ class PhasePeaks:
         self.overall = (max(self.overall[0], allocated), max(self.overall[1], reserved))
 
     def enter(self, name: str) -> None:
-        group = "forward_backward" if name in ("forward", "backward") else name
-        if group != self.group:
+        if name != self.group:
             self.fold()
             torch.cuda.reset_peak_memory_stats(self.device)
-            self.group = group
+            self.group = name
+
+    def peaks(self) -> dict[str, int]:
+        """Each phase's peak, and the forward and backward passes' together."""
+        peaks = dict(self.allocated)
+        passes = [peaks[name] for name in ("forward", "backward") if name in peaks]
+        if passes:
+            peaks["forward_backward"] = max(passes)
+        return peaks
 
     def reset(self) -> None:
         self.allocated, self.overall = {}, (0, 0)
@@ -160,8 +170,8 @@ def peak_memory(device: str, device_peak_gb: float | None, limit_gb: float | Non
         if _phase_peaks is not None:
             _phase_peaks.fold()
             allocated, reserved = _phase_peaks.overall
-            for group, peak in _phase_peaks.allocated.items():
-                stats[f"peak_mem_{group}_allocated_gb"] = round(peak / GB, 3)
+            for phase, peak in _phase_peaks.peaks().items():
+                stats[f"peak_mem_{phase}_allocated_gb"] = round(peak / GB, 3)
         stats["peak_mem_allocated_gb"] = round(allocated / GB, 3)
         stats["peak_mem_reserved_gb"] = round(reserved / GB, 3)
         free, total = torch.cuda.mem_get_info(device)
