@@ -76,6 +76,28 @@ def test_a_percentage_is_judged_in_points_from_the_studys():
         assert verdicts(cells, "4a") == expected
 
 
+def test_a_gain_is_read_as_time_saved_and_the_speed_up_reading_is_printed_with_its_verdict():
+    plain = {"module_attention_forward_ms": 10.0, "module_attention_backward_ms": 20.0}
+    flash = {"module_attention_forward_ms": 6.0, "module_attention_backward_ms": 15.0}
+    cells = [cell("torch", "baseline", "8", 1.0, stage="profile", **plain),
+             cell("torch", "flash", "8", 1.0, stage="profile", **flash)]  # fmt: skip
+    row = judge_claims(pd.DataFrame(cells)).query("claim == '4a'").iloc[0]
+    assert row["verdict"] == "holds"  # 40% and 25% saved against the study's 34.9% and 24.7%
+    assert "read as time saved" in row["why"]
+    # as speed-ups 66.7% and 33.3%: the forward is 31.8 points off the study's
+    assert "forward 66.7%, backward 33.3%, verdict: differs by +31.8 points" in row["why"]
+
+
+def test_an_idle_share_from_a_heavily_profiled_step_says_so():
+    profiled = {"step_idle_share": 0.5, "profiler_overhead": 0.46}
+    light = {"step_idle_share": 0.5, "profiler_overhead": 0.02}
+    for extra, noted in ((profiled, True), (light, False)):
+        cells = [cell("torch", "baseline", "1", 1.0, stage="profile", **extra)]
+        row = judge_claims(pd.DataFrame(cells)).query("claim == '5a'").iloc[0]
+        assert row["verdict"].startswith("differs by")
+        assert ("profiler made this step 46% slower" in row["why"]) is noted
+
+
 def test_cpu_cells_are_judged_with_the_caveat_that_they_are_not_gpus():
     cells = [
         cell("deepspeed", "baseline", "1", 100.0, gpu="cpu"),
