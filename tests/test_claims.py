@@ -98,6 +98,17 @@ def test_an_idle_share_from_a_heavily_profiled_step_says_so():
         assert ("profiler made this step 46% slower" in row["why"]) is noted
 
 
+def test_a_finding_on_another_model_than_the_studys_says_it_stands_in():
+    for model, noted in (("llama2-1.3b", True), ("llama2-7b", False)):
+        cells = [
+            cell("deepspeed", "baseline", "max", 1100.0, model=model),
+            cell("megatron", "baseline", "max", 1000.0, model=model),
+        ]
+        row = judge_claims(pd.DataFrame(cells)).query("claim == '1a'").iloc[0]
+        assert row["verdict"] == "holds"
+        assert ("llama2-1.3b stands in for the study's llama2-7b" in row["why"]) is noted
+
+
 def test_cpu_cells_are_judged_with_the_caveat_that_they_are_not_gpus():
     cells = [
         cell("deepspeed", "baseline", "1", 100.0, gpu="cpu"),

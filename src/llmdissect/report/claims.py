@@ -65,6 +65,7 @@ def judge_claims(cells: pd.DataFrame, thresholds: Thresholds | None = None) -> p
         if not findings:
             findings = [Finding("-", "-", "-", NOT_MEASURED, claim["needs"])]
         for found in findings:
+            found.why = stand_in_note(found, claim.get("model"))
             rows.append(
                 {
                     "claim": claim["id"],
@@ -75,6 +76,14 @@ def judge_claims(cells: pd.DataFrame, thresholds: Thresholds | None = None) -> p
                 }
             )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def stand_in_note(found: Finding, study_model: str | None) -> str:
+    """The finding's reason, saying so when its model is not the one the study measured."""
+    if not study_model or found.model in ("-", study_model):
+        return found.why
+    note = f"{found.model} stands in for the study's {study_model}"
+    return f"{found.why}; {note}" if found.why else note
 
 
 def failed_comparisons(cells: pd.DataFrame, needed: list[str]) -> Iterator[Finding]:
