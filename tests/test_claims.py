@@ -109,6 +109,17 @@ def test_a_finding_on_another_model_than_the_studys_says_it_stands_in():
         assert ("llama2-1.3b stands in for the study's llama2-7b" in row["why"]) is noted
 
 
+def test_the_datacenter_lead_is_judged_only_where_the_studys_leading_engine_ran():
+    def served(engine, speed):
+        return cell(engine, "burst", "1", None, stage="serve", output_tokens_per_s=speed)
+
+    without = [served("vllm", 4420.0), served("lmdeploy", 4172.0)]
+    row = judge_claims(pd.DataFrame(without)).query("claim == '7b'").iloc[0]
+    assert row["verdict"] == "not comparable" and "lightllm" in row["why"]
+    with_leader = [served("vllm", 4420.0), served("lightllm", 8000.0)]
+    assert verdicts(with_leader, "7b") == ["holds"]
+
+
 def test_cpu_cells_are_judged_with_the_caveat_that_they_are_not_gpus():
     cells = [
         cell("deepspeed", "baseline", "1", 100.0, gpu="cpu"),

@@ -562,8 +562,8 @@ def finetune_70b(ok: pd.DataFrame, t: Thresholds, values: dict):
 
 
 def engine_spread(ok: pd.DataFrame):
-    """(row of the fastest engine, best / second best, label) per platform x model x workload
-    with two or more engines."""
+    """(row of the fastest engine, best / second best, label, engines measured) per platform x
+    model x workload with two or more engines."""
     served = ok[ok["stage"] == "serve"]
     if "sweep_level" in served:
         served = served[served["sweep_level"].isna()]
@@ -573,11 +573,12 @@ def engine_spread(ok: pd.DataFrame):
             continue
         lead = speeds.iloc[-1] / speeds.iloc[-2] - 1
         ours = ", ".join(f"{engine} {speed:,.0f}" for engine, speed in speeds[::-1].items())
-        yield group.iloc[0], lead, f"output tokens/s: {ours} (lead {lead:.0%})"
+        label = f"output tokens/s: {ours} (lead {lead:.0%})"
+        yield group.iloc[0], lead, label, set(speeds.index)
 
 
 def engines_close_on_consumer_gpus(ok: pd.DataFrame, t: Thresholds, values: dict):
-    for row, lead, ours in engine_spread(ok):
+    for row, lead, ours, _ in engine_spread(ok):
         if gpu_kind(row) != "consumer":
             yield Finding(
                 row["platform"],
@@ -591,7 +592,8 @@ def engines_close_on_consumer_gpus(ok: pd.DataFrame, t: Thresholds, values: dict
 
 
 def engine_leads_on_datacenter_gpu(ok: pd.DataFrame, t: Thresholds, values: dict):
-    for row, lead, ours in engine_spread(ok):
+    leader = values.get("leader")  # the engine whose lead the study saw
+    for row, lead, ours, engines in engine_spread(ok):
         if gpu_kind(row) != "datacenter":
             yield Finding(
                 row["platform"],
@@ -599,6 +601,15 @@ def engine_leads_on_datacenter_gpu(ok: pd.DataFrame, t: Thresholds, values: dict
                 ours,
                 NOT_COMPARABLE,
                 "the claim is about a datacenter GPU (A800)",
+            )
+            continue
+        if leader and leader not in engines:
+            yield Finding(
+                row["platform"],
+                row["model"],
+                ours,
+                NOT_COMPARABLE,
+                f"the study's lead was {leader}'s, not among the engines measured here",
             )
             continue
         verdict = HOLDS if lead > t.lead else CONTRADICTS
