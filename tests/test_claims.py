@@ -120,6 +120,16 @@ def test_the_datacenter_lead_is_judged_only_where_the_studys_leading_engine_ran(
     assert verdicts(with_leader, "7b") == ["holds"]
 
 
+def test_zero_on_one_process_is_not_judged_as_sharding():
+    cells = [
+        cell("deepspeed", "zero2", "1", 1.0, memory_gb=8.0),
+        cell("deepspeed", "baseline", "1", 1.0, memory_gb=10.0),
+    ]
+    row = judge_claims(pd.DataFrame(cells)).query("claim == '3a'").iloc[0]
+    assert row["verdict"] == "not comparable" and "no rank to shard over" in row["why"]
+    assert row["ours"] == "zero2 8 vs baseline 10 GB (-20%)"  # the numbers still shown
+
+
 def test_cpu_cells_are_judged_with_the_caveat_that_they_are_not_gpus():
     cells = [
         cell("deepspeed", "baseline", "1", 100.0, gpu="cpu"),

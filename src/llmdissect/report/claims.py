@@ -295,15 +295,15 @@ def same_batch_memory(method: str, reference: str):
             if sign is None:
                 continue
             why = cpu_caveat(a) if gpu_kind(a) == "cpu" else ""
+            verdict = directional(sign, -1)
             if method.startswith("zero") and int(a.get("world_size", 1)) == 1:
+                # what ZeRO changes on one process (buffers, partitioning code paths) is not
+                # the sharding the claim is about
                 alone = "one process: ZeRO has no rank to shard over, so a change is not sharding"
                 why = f"{alone}; {why}" if why else alone
+                verdict = NOT_COMPARABLE
             yield Finding(
-                platform,
-                model,
-                versus(a, b, "memory", (method, reference), "GB"),
-                directional(sign, -1),
-                why,
+                platform, model, versus(a, b, "memory", (method, reference), "GB"), verdict, why
             )
 
     return check
