@@ -148,7 +148,11 @@ def test_every_claim_names_a_check_and_what_it_needs():
 
 def test_coverage_follows_the_papers_order_and_says_what_is_measured():
     cells = pd.DataFrame(
-        [cell("torch", "baseline", "1", 10.0), cell("deepspeed", "baseline", "1", 9.0)]
+        [
+            cell("torch", "baseline", "1", 10.0),
+            cell("deepspeed", "baseline", "1", 9.0),
+            cell("megatron", "baseline", "1", 9.5),
+        ]
     )
     frames = {
         "cells": cells,
@@ -169,6 +173,21 @@ def test_coverage_follows_the_papers_order_and_says_what_is_measured():
     assert several.loc["Figs. 6-10: 70B serving", "status"] == "needs 4 GPUs of 80 GB"
     assert several.loc["Figs. 6-10: 70B serving", "config"].startswith("config/multigpu.yaml")
     assert set(several["caveats"]) == {"not measurable on one GPU"}
+
+
+def test_coverage_is_partial_where_a_side_of_the_comparison_did_not_run():
+    from llmdissect.report.coverage import missing_sides
+
+    cells = pd.DataFrame(
+        [
+            cell("megatron", "baseline", "1", 9.5),
+            {**cell("deepspeed", "baseline", "1", None), "status": "oom"},
+            cell("vllm", "burst", "1", None, stage="serve"),
+        ]
+    )
+    assert missing_sides("Table II", cells) == "deepspeed baseline oom"
+    assert missing_sides("Figs. 6-10", cells) == "1 engine (vllm); the study compared three"
+    assert missing_sides("Table IX", cells) == ""
 
 
 def test_every_table_and_figure_belongs_to_a_study_item_in_order():

@@ -145,7 +145,7 @@ def pairs(ok, stage, first: tuple, second: tuple) -> Iterator[tuple[tuple, pd.Se
     """(platform, model), row, row for every platform x model with both (framework, method,
     batch) cells measured."""
     left, right = cells_of(ok, stage, *first), cells_of(ok, stage, *second)
-    for key in left.keys() & right.keys():
+    for key in sorted(left.keys() & right.keys()):  # a set: sorted, so pages do not reorder
         yield key, left[key], right[key]
 
 

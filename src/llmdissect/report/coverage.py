@@ -108,7 +108,38 @@ def status(item: str, tables: list[Table], built: dict, cells: pd.DataFrame) -> 
     if tables and not any(len(built[t.name]) for t in tables):
         return "needs 2+ GPUs" if item == "Fig. 4" else "wired only: nothing of it in these records"
     measured = len(stage_cells(item, cells))
-    return "measured" if measured else "partial: every cell failed (OOM, n/a or error)"
+    if not measured:
+        return "partial: every cell failed (OOM, n/a or error)"
+    missing = missing_sides(item, cells)
+    return f"partial: {missing}" if missing else "measured"
+
+
+# What an item compares: it is measured only when each side ran (an ok cell somewhere).
+COMPARED_CELLS = {
+    "Table II": [("pretrain", "deepspeed", "baseline"), ("pretrain", "megatron", "baseline")],
+}
+COMPARED_ENGINES = {"Figs. 6-10": 2}  # the study compared three engines
+
+
+def missing_sides(item: str, cells: pd.DataFrame) -> str:
+    """What of the item's comparison did not run here, in words; empty when nothing is missing."""
+    gaps = []
+    for stage, framework, method in COMPARED_CELLS.get(item, []):
+        side = cells[
+            (cells["stage"] == stage)
+            & (cells["framework"] == framework)
+            & (cells["method"] == method)
+        ]
+        if not (side["status"] == "ok").any():
+            failed = sorted(set(side["status"])) if len(side) else []
+            gaps.append(f"{framework} {method} {'/'.join(failed) if failed else 'not measured'}")
+    wanted = COMPARED_ENGINES.get(item)
+    if wanted:
+        served = stage_cells(item, cells)
+        engines = sorted(set(served["framework"])) if len(served) else []
+        if len(engines) < wanted:
+            gaps.append(f"{len(engines)} engine ({', '.join(engines)}); the study compared three")
+    return "; ".join(gaps)
 
 
 def stage_cells(item: str, cells: pd.DataFrame) -> pd.DataFrame:
