@@ -130,6 +130,43 @@ def test_zero_on_one_process_is_not_judged_as_sharding():
     assert row["ours"] == "zero2 8 vs baseline 10 GB (-20%)"  # the numbers still shown
 
 
+def test_13b_following_7b_compares_qlora_against_lora_at_both_sizes():
+    def tuned(method, model, speed, memory):
+        return cell("torch", method, "1", speed, memory, stage="finetune", model=model)
+
+    same = [
+        tuned("lora", "llama2-7b", 1183.0, 17.1),
+        tuned("qlora", "llama2-7b", 950.0, 8.2),
+        tuned("lora", "llama2-13b", 1146.0, 31.3),
+        tuned("qlora", "llama2-13b", 752.0, 13.8),
+    ]
+    row = judge_claims(pd.DataFrame(same)).query("claim == '6d'").iloc[0]
+    assert row["verdict"] == "holds"
+    assert row["ours"] == (
+        "QLoRA against LoRA: 7B memory -52%, throughput -20%; 13B memory -56%, throughput -34%"
+    )
+    flipped = [*same[:3], tuned("qlora", "llama2-13b", 1500.0, 13.8)]
+    assert verdicts(flipped, "6d") == ["contradicts"]  # QLoRA faster at 13B only
+
+
+def test_platforms_are_compared_in_serving_where_the_same_cell_ran_on_each():
+    def served(platform, gpu, speed):
+        return cell("vllm", "burst", "1", None, stage="serve", platform=platform, gpu=gpu,
+                    output_tokens_per_s=speed)  # fmt: skip
+
+    cells = [served("a800", "8x NVIDIA A800-SXM4-80GB", 3000.0),
+             served("rtx3090", "8x NVIDIA GeForce RTX 3090", 1040.0),
+             served("rtx4090", "8x NVIDIA GeForce RTX 4090", 1000.0)]  # fmt: skip
+    assert verdicts(cells, "7c") == ["holds"]
+    assert verdicts(cells, "7d") == ["within noise"]  # 4% ahead: inside the 5% tie
+    cells[1]["output_tokens_per_s"] = 1100.0
+    assert verdicts(cells, "7d") == ["holds"]
+    cells[1]["output_tokens_per_s"] = 3500.0
+    assert verdicts(cells, "7c") == ["contradicts"]
+    alone = judge_claims(pd.DataFrame(cells[:1])).query("claim == '7c'").iloc[0]
+    assert alone["verdict"] == "not measurable here"
+
+
 def test_cpu_cells_are_judged_with_the_caveat_that_they_are_not_gpus():
     cells = [
         cell("deepspeed", "baseline", "1", 100.0, gpu="cpu"),

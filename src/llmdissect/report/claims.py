@@ -540,6 +540,81 @@ def qlora_tradeoff(ok: pd.DataFrame, t: Thresholds, values: dict):
         yield Finding(platform, model, ours, verdict, why)
 
 
+def larger_model_follows(ok: pd.DataFrame, t: Thresholds, values: dict):
+    """13B against 7B: QLoRA's memory and throughput relative to LoRA's go the same way."""
+    found = {}
+    for (platform, model), qlora, lora in pairs(
+        ok, "finetune", ("torch", "qlora", "1"), ("torch", "lora", "1")
+    ):
+        memory, speed = order(qlora, lora, "memory", t), order(qlora, lora, "tokens_per_s", t)
+        if memory is not None and speed is not None:
+            found.setdefault(platform, {})[model] = (memory, speed, qlora, lora)
+    for platform, by_model in sorted(found.items()):
+        if not {"llama2-7b", "llama2-13b"} <= by_model.keys():
+            continue
+        small, large = by_model["llama2-7b"], by_model["llama2-13b"]
+        verdict = HOLDS if small[:2] == large[:2] else CONTRADICTS
+
+        def trend(side):
+            _, _, qlora, lora = side
+            memory = value(qlora, "memory") / value(lora, "memory") - 1
+            speed = value(qlora, "tokens_per_s") / value(lora, "tokens_per_s") - 1
+            return f"memory {memory:+.0%}, throughput {speed:+.0%}"
+
+        ours = f"QLoRA against LoRA: 7B {trend(small)}; 13B {trend(large)}"
+        why = cpu_caveat(small[2]) if gpu_kind(small[2]) == "cpu" else ""
+        yield Finding(platform, "13B vs 7B", ours, verdict, why)
+
+
+def serving_speeds_by_platform(ok: pd.DataFrame):
+    """{(model, engine, workload): {platform: (output tokens/s, GPU label)}} for served bursts."""
+    served = ok[(ok["stage"] == "serve") & ok.get("output_tokens_per_s", pd.Series()).notna()]
+    if "sweep_level" in served:
+        served = served[served["sweep_level"].isna()]
+    speeds = {}
+    for _, row in served.iterrows():
+        key = (row["model"], row["framework"], row["method"])
+        speeds.setdefault(key, {})[row["platform"]] = (float(row["output_tokens_per_s"]), row)
+    return speeds
+
+
+def datacenter_serves_faster(ok: pd.DataFrame, t: Thresholds, values: dict):
+    for (model, engine, workload), platforms in sorted(serving_speeds_by_platform(ok).items()):
+        kinds = {p: gpu_kind(row) for p, (_, row) in platforms.items()}
+        datacenter = [p for p, kind in kinds.items() if kind == "datacenter"]
+        consumer = [p for p, kind in kinds.items() if kind == "consumer"]
+        for top in datacenter:
+            if not consumer:
+                continue
+            speed = platforms[top][0]
+            beaten = all(speed > platforms[c][0] for c in consumer)
+            ours = ", ".join(f"{p} {platforms[p][0]:,.0f}" for p in [top, *consumer])
+            yield Finding(
+                top, model, f"{engine} {workload} output tokens/s: {ours}",
+                HOLDS if beaten else CONTRADICTS, "",
+            )  # fmt: skip
+
+
+def rtx3090_slightly_ahead(ok: pd.DataFrame, t: Thresholds, values: dict):
+    for (model, engine, workload), platforms in sorted(serving_speeds_by_platform(ok).items()):
+        named = {
+            name: p for p, (_, row) in platforms.items()
+            for name in ("3090", "4090") if name in str(row.get("gpu"))
+        }  # fmt: skip
+        if len(named) < 2:
+            continue
+        older, newer = platforms[named["3090"]][0], platforms[named["4090"]][0]
+        lead = older / newer - 1
+        if abs(lead) <= t.tie:
+            verdict = NOISE
+        elif lead < 0:
+            verdict = CONTRADICTS
+        else:
+            verdict = HOLDS if lead < t.lead else "ahead, not slightly"
+        ours = f"{engine} {workload}: RTX3090 {older:,.0f} vs RTX4090 {newer:,.0f} ({lead:+.0%})"
+        yield Finding(f"{named['3090']} vs {named['4090']}", model, ours, verdict, "")
+
+
 def finetune_70b(ok: pd.DataFrame, t: Thresholds, values: dict):
     cells = ok[(ok["stage"] == "finetune") & (ok["model"] == "llama2-70b")]
     for _, row in cells.iterrows():
@@ -637,6 +712,9 @@ CHECKS = {
     "size_ratio": size_ratio,
     "qlora_tradeoff": qlora_tradeoff,
     "finetune_70b": finetune_70b,
+    "larger_model_follows": larger_model_follows,
+    "datacenter_serves_faster": datacenter_serves_faster,
+    "rtx3090_slightly_ahead": rtx3090_slightly_ahead,
     "engines_close_on_consumer_gpus": engines_close_on_consumer_gpus,
     "engine_leads_on_datacenter_gpu": engine_leads_on_datacenter_gpu,
 }
