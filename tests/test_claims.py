@@ -120,6 +120,12 @@ def test_the_datacenter_lead_is_judged_only_where_the_studys_leading_engine_ran(
     assert verdicts(with_leader, "7b") == ["holds"]
 
 
+def test_a_claim_read_from_a_table_alone_says_it_is_inferred():
+    table = judge_claims(pd.DataFrame([cell("torch", "baseline", "1", 10.0)]))
+    inferred = set(table[table["why"].str.contains("inferred: the write-up")]["claim"])
+    assert inferred == {"3a", "3b", "3d", "6b"}
+
+
 def test_zero_on_one_process_is_not_judged_as_sharding():
     cells = [
         cell("deepspeed", "zero2", "1", 1.0, memory_gb=8.0),

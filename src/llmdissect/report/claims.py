@@ -66,6 +66,8 @@ def judge_claims(cells: pd.DataFrame, thresholds: Thresholds | None = None) -> p
             findings = [Finding("-", "-", "-", NOT_MEASURED, claim["needs"])]
         for found in findings:
             found.why = stand_in_note(found, claim.get("model"))
+            if claim.get("inferred"):
+                found.why = joined(found.why, INFERRED)
             rows.append(
                 {
                     "claim": claim["id"],
@@ -78,12 +80,18 @@ def judge_claims(cells: pd.DataFrame, thresholds: Thresholds | None = None) -> p
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+INFERRED = "inferred: the write-up gives this table as an image, with no sentence of the claim"
+
+
+def joined(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
+
+
 def stand_in_note(found: Finding, study_model: str | None) -> str:
     """The finding's reason, saying so when its model is not the one the study measured."""
     if not study_model or found.model in ("-", study_model):
         return found.why
-    note = f"{found.model} stands in for the study's {study_model}"
-    return f"{found.why}; {note}" if found.why else note
+    return joined(found.why, f"{found.model} stands in for the study's {study_model}")
 
 
 def failed_comparisons(cells: pd.DataFrame, needed: list[str]) -> Iterator[Finding]:
