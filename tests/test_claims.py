@@ -255,3 +255,13 @@ def test_a_claim_whose_compared_cell_ran_out_of_memory_says_so_not_that_nothing_
         "Tried to allocate 25.10 GiB"
     )
     assert table.loc["1a", "verdict"] == "not measurable here"  # no largest-batch cells at all
+
+
+def test_a_memory_claim_holds_where_the_leaner_cell_fits_and_the_other_ran_out_of_memory():
+    oom = cell("deepspeed", "baseline", "1", None, status="oom", reason="CUDA out of memory")
+    quant = cell("deepspeed", "quant4", "1", 1958.0, memory_gb=9.1)
+    row = judge_claims(pd.DataFrame([oom, quant])).query("claim == '3d'").iloc[0]
+    assert row["verdict"] == "holds"
+    assert row["ours"].endswith("quant4 b=1: ran (it used 9.1 GB)")
+    failed_too = {**quant, "status": "oom"}
+    assert verdicts([oom, failed_too], "3d") == ["not comparable"]

@@ -61,7 +61,9 @@ def judge_claims(cells: pd.DataFrame, thresholds: Thresholds | None = None) -> p
         check = CHECKS[claim["check"]]
         findings = list(check(ok, thresholds, claim.get("values") or {})) if len(ok) else []
         if not findings:
-            findings = list(failed_comparisons(cells, claim.get("cells") or []))
+            findings = list(
+                failed_comparisons(cells, claim.get("cells") or [], claim.get("fits_where_oom"))
+            )
         if not findings:
             findings = [Finding("-", "-", "-", NOT_MEASURED, claim["needs"])]
         for found in findings:
@@ -94,12 +96,15 @@ def stand_in_note(found: Finding, study_model: str | None) -> str:
     return joined(found.why, f"{found.model} stands in for the study's {study_model}")
 
 
-def failed_comparisons(cells: pd.DataFrame, needed: list[str]) -> Iterator[Finding]:
+def failed_comparisons(
+    cells: pd.DataFrame, needed: list[str], fits_spec: str | None = None
+) -> Iterator[Finding]:
     """Per platform x model where every cell a claim compares was measured and one of them
     failed (an OOM, say): a finding that names it, since the comparison cannot be made there."""
     if not len(cells) or not needed:
         return
     specs = [tuple(spec.split()) for spec in needed]  # (stage, framework, method, batch)
+    fits = tuple(fits_spec.split()) if fits_spec else None
     found = {}
     for spec in specs:
         stage, framework, method, batch = spec
@@ -122,6 +127,17 @@ def failed_comparisons(cells: pd.DataFrame, needed: list[str]) -> Iterator[Findi
         first = rows[failed[0]]
         happened = "ran out of memory" if first["status"] == "oom" else "did not run"
         what = " ".join(failed[0][1:3])
+        lean = rows.get(fits) if fits else None
+        if (
+            lean is not None
+            and lean["status"] == "ok"
+            and all(rows[spec]["status"] == "oom" for spec in failed)
+        ):
+            # a memory claim: the cell that should need less fitted where the other did not
+            memory = value(lean, "memory")
+            ours += f" (it used {number(memory)} GB)" if memory is not None else ""
+            yield Finding(platform, model, ours, HOLDS, f"{what} ran out of memory here")
+            continue
         yield Finding(
             platform, model, ours, NOT_COMPARABLE, f"{what} {happened} here: {short(first)}"
         )
