@@ -324,7 +324,7 @@ def same_batch_memory(method: str, reference: str):
                 # what ZeRO changes on one process (buffers, partitioning code paths) is not
                 # the sharding the claim is about
                 alone = "one process: ZeRO has no rank to shard over, so a change is not sharding"
-                why = f"{alone}; {why}" if why else alone
+                why = joined(alone, why)
                 verdict = NOT_COMPARABLE
             yield Finding(
                 platform, model, versus(a, b, "memory", (method, reference), "GB"), verdict, why
@@ -453,7 +453,7 @@ def flash_speedups(ok: pd.DataFrame, t: Thresholds, values: dict):
             + ("the same verdict" if other == verdict else f"verdict: {other}")
         )
         if gpu_kind(flash) == "cpu":
-            why = f"{cpu_caveat(flash)}; {why}"
+            why = joined(cpu_caveat(flash), why)
         yield Finding(flash["platform"], flash["model"], ours, verdict, why)
 
 
@@ -590,11 +590,17 @@ def larger_model_follows(ok: pd.DataFrame, t: Thresholds, values: dict):
         yield Finding(platform, "13B vs 7B", ours, verdict, why)
 
 
+def served_workloads(ok: pd.DataFrame) -> pd.DataFrame:
+    """Serving cells of whole workloads (a sweep's levels apart)."""
+    served = ok[ok["stage"] == "serve"]
+    return served[served["sweep_level"].isna()] if "sweep_level" in served else served
+
+
 def serving_speeds_by_platform(ok: pd.DataFrame):
-    """{(model, engine, workload): {platform: (output tokens/s, GPU label)}} for served bursts."""
-    served = ok[(ok["stage"] == "serve") & ok.get("output_tokens_per_s", pd.Series()).notna()]
-    if "sweep_level" in served:
-        served = served[served["sweep_level"].isna()]
+    """{(model, engine, workload): {platform: (output tokens/s, its row)}}."""
+    served = served_workloads(ok)
+    if "output_tokens_per_s" in served:
+        served = served[served["output_tokens_per_s"].notna()]
     speeds = {}
     for _, row in served.iterrows():
         key = (row["model"], row["framework"], row["method"])
@@ -610,13 +616,15 @@ def datacenter_serves_faster(ok: pd.DataFrame, t: Thresholds, values: dict):
         for top in datacenter:
             if not consumer:
                 continue
-            speed = platforms[top][0]
-            beaten = all(speed > platforms[c][0] for c in consumer)
+            leads = [platforms[top][0] / platforms[c][0] - 1 for c in consumer]
+            if all(lead > t.tie for lead in leads):
+                verdict = HOLDS
+            elif any(lead < -t.tie for lead in leads):
+                verdict = CONTRADICTS
+            else:
+                verdict = NOISE
             ours = ", ".join(f"{p} {platforms[p][0]:,.0f}" for p in [top, *consumer])
-            yield Finding(
-                top, model, f"{engine} {workload} output tokens/s: {ours}",
-                HOLDS if beaten else CONTRADICTS, "",
-            )  # fmt: skip
+            yield Finding(top, model, f"{engine} {workload} output tokens/s: {ours}", verdict, "")
 
 
 def rtx3090_slightly_ahead(ok: pd.DataFrame, t: Thresholds, values: dict):
@@ -663,10 +671,7 @@ def finetune_70b(ok: pd.DataFrame, t: Thresholds, values: dict):
 def engine_spread(ok: pd.DataFrame):
     """(row of the fastest engine, best / second best, label, engines measured) per platform x
     model x workload with two or more engines."""
-    served = ok[ok["stage"] == "serve"]
-    if "sweep_level" in served:
-        served = served[served["sweep_level"].isna()]
-    for _, group in served.groupby(["platform", "model", "method"]):
+    for _, group in served_workloads(ok).groupby(["platform", "model", "method"]):
         speeds = group.set_index("framework")["output_tokens_per_s"].dropna().sort_values()
         if len(speeds) < 2:
             continue
